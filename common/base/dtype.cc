@@ -38,7 +38,7 @@ constexpr std::array<DTypeInfo, 24> kDTypes = {{
 
 // Torch spellings that name the same dtype as a canonical entry (torch.float is float32...).
 struct Alias {
-  std::string_view name;
+  absl::string_view name;
   DType dtype;
 };
 constexpr std::array<Alias, 9> kTorchAliases = {{
@@ -54,7 +54,7 @@ constexpr std::array<Alias, 9> kTorchAliases = {{
 }};
 
 template <typename Field>
-absl::StatusOr<DType> Find(std::string_view name, Field field, std::string_view what) {
+absl::StatusOr<DType> Find(absl::string_view name, Field field, absl::string_view what) {
   if (!name.empty()) {
     for (const DTypeInfo& info : kDTypes) {
       if (info.*field == name) return info.dtype;
@@ -69,23 +69,23 @@ std::span<const DTypeInfo> AllDTypes() { return kDTypes; }
 
 const DTypeInfo& GetDTypeInfo(DType dtype) { return kDTypes[static_cast<size_t>(dtype)]; }
 
-std::string_view DTypeName(DType dtype) {
+absl::string_view DTypeName(DType dtype) {
   const DTypeInfo& info = GetDTypeInfo(dtype);
   return info.torch_name.empty() ? info.safetensors_name : info.torch_name;
 }
 
-absl::StatusOr<DType> DTypeFromTorchName(std::string_view name) {
+absl::StatusOr<DType> DTypeFromTorchName(absl::string_view name) {
   for (const Alias& alias : kTorchAliases) {
     if (alias.name == name) return alias.dtype;
   }
   return Find(name, &DTypeInfo::torch_name, "torch dtype");
 }
 
-absl::StatusOr<DType> DTypeFromLegacyStorage(std::string_view name) {
+absl::StatusOr<DType> DTypeFromLegacyStorage(absl::string_view name) {
   return Find(name, &DTypeInfo::legacy_storage, "torch storage class");
 }
 
-absl::StatusOr<DType> DTypeFromSafetensorsName(std::string_view name) {
+absl::StatusOr<DType> DTypeFromSafetensorsName(absl::string_view name) {
   return Find(name, &DTypeInfo::safetensors_name, "safetensors dtype");
 }
 

@@ -13,7 +13,7 @@
 
 #include <cstdint>
 #include <span>
-#include <string_view>
+#include "absl/strings/string_view.h"
 
 #include "absl/status/statusor.h"
 
@@ -48,9 +48,9 @@ enum class DType : uint8_t {
 
 struct DTypeInfo {
   DType dtype;
-  std::string_view torch_name;        // "bfloat16"; empty when torch has no such dtype
-  std::string_view legacy_storage;    // "BFloat16Storage"; empty when only UntypedStorage holds it
-  std::string_view safetensors_name;  // "BF16"; empty when safetensors has no such dtype
+  absl::string_view torch_name;        // "bfloat16"; empty when torch has no such dtype
+  absl::string_view legacy_storage;    // "BFloat16Storage"; empty when only UntypedStorage holds it
+  absl::string_view safetensors_name;  // "BF16"; empty when safetensors has no such dtype
   int element_bytes;                  // bytes of one torch element (0 for safetensors-only types)
   int safetensors_bits;               // bits of one safetensors element (0 when no name)
 };
@@ -62,11 +62,11 @@ const DTypeInfo& GetDTypeInfo(DType dtype);
 // Bytes of one torch element.
 inline int ElementBytes(DType dtype) { return GetDTypeInfo(dtype).element_bytes; }
 // A printable name: the torch name, else the safetensors name.
-std::string_view DTypeName(DType dtype);
+absl::string_view DTypeName(DType dtype);
 
-absl::StatusOr<DType> DTypeFromTorchName(std::string_view name);        // "float8_e4m3fn"
-absl::StatusOr<DType> DTypeFromLegacyStorage(std::string_view name);    // "HalfStorage"
-absl::StatusOr<DType> DTypeFromSafetensorsName(std::string_view name);  // "F8_E4M3"
+absl::StatusOr<DType> DTypeFromTorchName(absl::string_view name);        // "float8_e4m3fn"
+absl::StatusOr<DType> DTypeFromLegacyStorage(absl::string_view name);    // "HalfStorage"
+absl::StatusOr<DType> DTypeFromSafetensorsName(absl::string_view name);  // "F8_E4M3"
 
 }  // namespace mxport
 

@@ -93,8 +93,10 @@ std::string JoinPath(std::string_view a, std::string_view b);
 
 // Reads a whole file.
 absl::StatusOr<std::string> ReadFileToString(FileSystem& fs, const std::string& path);
-// Writes `data` to `path` so that no reader ever sees a partial file: writes `path.tmp-<n>`,
-// syncs it, renames it over `path`, syncs the parent directory; removes the temp file on failure.
+// Writes `data` to `path` so that no reader ever sees a partial file: writes
+// `<path>.tmp-<pid>-<n>` (same directory, a fresh name per call), syncs and closes it, renames it
+// over `path`, syncs the parent directory. On failure before the rename it deletes the temp file,
+// leaves `path` as it was, and returns the first error.
 absl::Status WriteFileAtomically(FileSystem& fs, const std::string& path, std::string_view data);
 
 }  // namespace mxport::fs

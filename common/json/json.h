@@ -7,7 +7,7 @@
 
 #include <cstdint>
 #include <string>
-#include <string_view>
+#include "absl/strings/string_view.h"
 
 #include "absl/status/statusor.h"
 #include "nlohmann/json.hpp"
@@ -17,16 +17,16 @@ namespace mxport {
 using Json = nlohmann::json;
 using OrderedJson = nlohmann::ordered_json;
 
-absl::StatusOr<Json> ParseJson(std::string_view text, std::string_view context);
-absl::StatusOr<OrderedJson> ParseOrderedJson(std::string_view text, std::string_view context);
+absl::StatusOr<Json> ParseJson(absl::string_view text, absl::string_view context);
+absl::StatusOr<OrderedJson> ParseOrderedJson(absl::string_view text, absl::string_view context);
 
 // Field access on an object: NotFound-free, InvalidArgument naming `context`.`key`.
-absl::StatusOr<std::string> JsonGetString(const Json& object, std::string_view key,
-                                          std::string_view context);
-absl::StatusOr<int64_t> JsonGetInt(const Json& object, std::string_view key,
-                                   std::string_view context);
-absl::StatusOr<double> JsonGetDouble(const Json& object, std::string_view key,
-                                     std::string_view context);
+absl::StatusOr<std::string> JsonGetString(const Json& object, absl::string_view key,
+                                          absl::string_view context);
+absl::StatusOr<int64_t> JsonGetInt(const Json& object, absl::string_view key,
+                                   absl::string_view context);
+absl::StatusOr<double> JsonGetDouble(const Json& object, absl::string_view key,
+                                     absl::string_view context);
 
 }  // namespace mxport
 
