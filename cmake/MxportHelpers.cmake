@@ -2,8 +2,9 @@
 #   One library target per module: mxport_<name>, aliased mxport::<name>. Header-only when SRCS
 #   is empty. Include paths are rooted at the repository, so headers are included as
 #   "common/base/status_macros.h".
-# mxport_cc_test(NAME name SRCS ... [DEPS ...] [LABELS ...])
-#   A GoogleTest executable registered with ctest through gtest_discover_tests.
+# mxport_cc_test(NAME name SRCS ... [DEPS ...] [LABELS ...] [FIXTURES ...])
+#   A GoogleTest executable registered with ctest through gtest_discover_tests. FIXTURES names
+#   ctest fixtures (FIXTURES_SETUP tests) that must run first.
 
 set(MXPORT_WARNINGS -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers)
 
@@ -24,7 +25,7 @@ function(mxport_cc_library)
 endfunction()
 
 function(mxport_cc_test)
-  cmake_parse_arguments(ARG "" "NAME" "SRCS;DEPS;LABELS" ${ARGN})
+  cmake_parse_arguments(ARG "" "NAME" "SRCS;DEPS;LABELS;FIXTURES" ${ARGN})
   if(MXPORT_FUZZ)
     return()
   endif()
@@ -35,11 +36,14 @@ function(mxport_cc_test)
   target_compile_definitions(${target} PRIVATE
     MXPORT_SOURCE_DIR="${PROJECT_SOURCE_DIR}" MXPORT_BINARY_DIR="${PROJECT_BINARY_DIR}")
   include(GoogleTest)
-  if(ARG_LABELS)
-    gtest_discover_tests(${target} PROPERTIES LABELS "${ARG_LABELS}" DISCOVERY_TIMEOUT 60)
-  else()
-    gtest_discover_tests(${target} DISCOVERY_TIMEOUT 60)
+  set(props LABELS "${ARG_LABELS}")
+  if(NOT ARG_LABELS)
+    set(props LABELS "unit")
   endif()
+  if(ARG_FIXTURES)
+    list(APPEND props FIXTURES_REQUIRED "${ARG_FIXTURES}")
+  endif()
+  gtest_discover_tests(${target} PROPERTIES ${props} DISCOVERY_TIMEOUT 60)
 endfunction()
 
 # mxport_fuzz_target(NAME name SRCS ... DEPS ...): a libFuzzer executable (fuzz builds only).

@@ -82,7 +82,7 @@ absl::Status Writer::WritePiece(absl::string_view name, uint64_t offset, absl::s
   auto it = coverage.spans.find(offset);
   if (!status.ok()) {
     coverage.spans.erase(it);
-    return Annotate(status, where);
+    return Annotate(status, absl::StrCat("tensor '", name, "': "));  // names the path
   }
   it->second.done = true;
   coverage.bytes_done += n;
