@@ -5,7 +5,7 @@
 #include <memory>
 #include <optional>
 #include <string>
-#include <string_view>
+#include "absl/strings/string_view.h"
 #include <utility>
 #include <vector>
 
@@ -43,7 +43,7 @@ class FaultWritableFile final : public WritableFile {
                     std::shared_ptr<FileRecord> record)
       : fs_(fs), base_(std::move(base)), record_(std::move(record)) {}
 
-  absl::Status WriteAt(uint64_t offset, std::string_view data) override {
+  absl::Status WriteAt(uint64_t offset, absl::string_view data) override {
     RETURN_IF_ERROR(fs_->MaybeFail(Op::kWrite));
     // Marked even if the write fails: a failed write may still have changed some bytes.
     fs_->MarkDirty(*record_);

@@ -7,7 +7,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
-#include <string_view>
+#include "absl/strings/string_view.h"
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -16,25 +16,25 @@
 
 namespace mxport::fs {
 
-std::string Dirname(std::string_view path) {
+std::string Dirname(absl::string_view path) {
   // Ignore trailing separators ("a/b/" names the same entry as "a/b").
   while (path.size() > 1 && path.back() == '/') path.remove_suffix(1);
   const size_t slash = path.rfind('/');
-  if (slash == std::string_view::npos) return ".";
-  std::string_view parent = path.substr(0, slash);
+  if (slash == absl::string_view::npos) return ".";
+  absl::string_view parent = path.substr(0, slash);
   while (parent.size() > 1 && parent.back() == '/') parent.remove_suffix(1);
   if (parent.empty()) return "/";
   return std::string(parent);
 }
 
-std::string JoinPath(std::string_view a, std::string_view b) {
+std::string JoinPath(absl::string_view a, absl::string_view b) {
   if (a.empty()) return std::string(b);
   if (b.empty()) return std::string(a);
   while (a.size() > 1 && a.back() == '/') a.remove_suffix(1);
   while (!b.empty() && b.front() == '/') b.remove_prefix(1);
   std::string joined(a);
   if (a != "/") joined += '/';
-  joined.append(b);
+  joined.append(b.data(), b.size());
   return joined;
 }
 
@@ -54,7 +54,7 @@ std::string TempPathFor(const std::string& path) {
 }
 
 // Writes and syncs `data` into a new file at `temp`, closing it in every case.
-absl::Status WriteSyncedFile(FileSystem& fs, const std::string& temp, std::string_view data) {
+absl::Status WriteSyncedFile(FileSystem& fs, const std::string& temp, absl::string_view data) {
   ASSIGN_OR_RETURN(std::unique_ptr<WritableFile> file,
                    fs.OpenForWrite(temp, OpenMode::kCreateExclusive));
   absl::Status status = file->WriteAt(0, data);
@@ -66,7 +66,7 @@ absl::Status WriteSyncedFile(FileSystem& fs, const std::string& temp, std::strin
 
 }  // namespace
 
-absl::Status WriteFileAtomically(FileSystem& fs, const std::string& path, std::string_view data) {
+absl::Status WriteFileAtomically(FileSystem& fs, const std::string& path, absl::string_view data) {
   const std::string temp = TempPathFor(path);
   absl::Status status = WriteSyncedFile(fs, temp, data);
   if (status.ok()) status = fs.Rename(temp, path);

@@ -21,7 +21,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
-#include <string_view>
+#include "absl/strings/string_view.h"
 #include <vector>
 
 #include "absl/status/status.h"
@@ -43,7 +43,7 @@ class WritableFile {
  public:
   virtual ~WritableFile() = default;
   // Writes `data` at `offset`, extending the file if needed. Any order, any offset.
-  virtual absl::Status WriteAt(uint64_t offset, std::string_view data) = 0;
+  virtual absl::Status WriteAt(uint64_t offset, absl::string_view data) = 0;
   // Sets the file's size to `size` (reserving blocks where the platform can), zero-filled.
   virtual absl::Status Allocate(uint64_t size) = 0;
   // Makes all written bytes durable.
@@ -87,9 +87,9 @@ class FileSystem {
 FileSystem* PosixFileSystem();
 
 // Parent directory of `path` ("a/b" -> "a", "b" -> ".", "/b" -> "/").
-std::string Dirname(std::string_view path);
+std::string Dirname(absl::string_view path);
 // "a" + "b" -> "a/b" (no doubled separator).
-std::string JoinPath(std::string_view a, std::string_view b);
+std::string JoinPath(absl::string_view a, absl::string_view b);
 
 // Reads a whole file.
 absl::StatusOr<std::string> ReadFileToString(FileSystem& fs, const std::string& path);
@@ -97,7 +97,7 @@ absl::StatusOr<std::string> ReadFileToString(FileSystem& fs, const std::string& 
 // `<path>.tmp-<pid>-<n>` (same directory, a fresh name per call), syncs and closes it, renames it
 // over `path`, syncs the parent directory. On failure before the rename it deletes the temp file,
 // leaves `path` as it was, and returns the first error.
-absl::Status WriteFileAtomically(FileSystem& fs, const std::string& path, std::string_view data);
+absl::Status WriteFileAtomically(FileSystem& fs, const std::string& path, absl::string_view data);
 
 }  // namespace mxport::fs
 

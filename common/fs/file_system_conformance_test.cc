@@ -71,7 +71,7 @@ class ConformanceTest : public ::testing::TestWithParam<Impl> {
  protected:
   void SetUp() override { ASSERT_FALSE(root_.empty()) << "could not make a temp directory"; }
 
-  std::string P(std::string_view name) { return JoinPath(root_, name); }
+  std::string P(absl::string_view name) { return JoinPath(root_, name); }
   absl::StatusOr<std::string> Read(const std::string& path) { return ReadFileToString(fs_, path); }
 
   std::unique_ptr<Harness> harness_ = GetParam().make();

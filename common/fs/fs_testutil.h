@@ -7,7 +7,7 @@
 
 #include <memory>
 #include <string>
-#include <string_view>
+#include "absl/strings/string_view.h"
 #include <vector>
 
 #include "absl/status/status.h"
@@ -17,7 +17,7 @@
 namespace mxport::fs::testutil {
 
 // Creates or truncates `path` and writes `data` into it, synced and closed.
-inline absl::Status WriteString(FileSystem& fs, const std::string& path, std::string_view data) {
+inline absl::Status WriteString(FileSystem& fs, const std::string& path, absl::string_view data) {
   ASSIGN_OR_RETURN(std::unique_ptr<WritableFile> file,
                    fs.OpenForWrite(path, OpenMode::kCreateOrTruncate));
   RETURN_IF_ERROR(file->WriteAt(0, data));

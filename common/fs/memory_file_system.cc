@@ -6,7 +6,7 @@
 #include <map>
 #include <memory>
 #include <string>
-#include <string_view>
+#include "absl/strings/string_view.h"
 #include <utility>
 #include <variant>
 #include <vector>
@@ -176,7 +176,7 @@ class MemoryWritableFile final : public WritableFile {
                      std::string path)
       : state_(std::move(state)), file_(std::move(file)), path_(std::move(path)) {}
 
-  absl::Status WriteAt(uint64_t offset, std::string_view data) override {
+  absl::Status WriteAt(uint64_t offset, absl::string_view data) override {
     absl::MutexLock lock(&state_->mu);
     if (closed_) return Closed("write", path_);
     if (offset > kMaxFileSize || data.size() > kMaxFileSize - offset) {
@@ -184,7 +184,7 @@ class MemoryWritableFile final : public WritableFile {
                    "file too large for the memory file system");
     }
     if (offset + data.size() > file_->data.size()) file_->data.resize(offset + data.size());
-    file_->data.replace(offset, data.size(), data);
+    file_->data.replace(offset, data.size(), data.data(), data.size());
     return absl::OkStatus();
   }
   absl::Status Allocate(uint64_t size) override {

@@ -13,7 +13,7 @@
 #include <cstring>
 #include <memory>
 #include <string>
-#include <string_view>
+#include "absl/strings/string_view.h"
 #include <vector>
 
 #include "absl/status/status.h"
@@ -100,7 +100,7 @@ class PosixWritableFile final : public WritableFile {
     if (fd_ >= 0) close(fd_);
   }
 
-  absl::Status WriteAt(uint64_t offset, std::string_view data) override {
+  absl::Status WriteAt(uint64_t offset, absl::string_view data) override {
     if (fd_ < 0) return ClosedStatus("write", path_);
     size_t done = 0;
     while (done < data.size()) {
@@ -237,7 +237,7 @@ class PosixFileSystemImpl final : public FileSystem {
     std::vector<std::string> names;
     errno = 0;
     while (const dirent* entry = readdir(dir)) {
-      const std::string_view name = entry->d_name;
+      const absl::string_view name = entry->d_name;
       if (name != "." && name != "..") names.emplace_back(name);
       errno = 0;
     }

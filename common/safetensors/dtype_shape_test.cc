@@ -51,14 +51,14 @@ TEST(SafetensorsByteSizeTest, Errors) {
   EXPECT_THAT(SafetensorsByteSize(DType::kComplex128, {1}), StatusIs(kInvalid));
 }
 
-TEST(ShapeConversionTest, PackedFp4DoublesTheLastDimension) {
+TEST(SafetensorsShapeConversionTest, PackedFp4DoublesTheLastDimension) {
   EXPECT_THAT(ToSafetensorsShape({DType::kFloat4E2M1FNx2, {2, 4}}),
               IsOkAndHolds(ElementsAre(2, 8)));
   ASSERT_OK_AND_ASSIGN(TensorDescriptor torch, ToTorchDescriptor(DType::kFloat4E2M1FNx2, {2, 8}));
   EXPECT_EQ(torch, (TensorDescriptor{DType::kFloat4E2M1FNx2, {2, 4}}));
 }
 
-TEST(ShapeConversionTest, OtherDTypesKeepTheirShape) {
+TEST(SafetensorsShapeConversionTest, OtherDTypesKeepTheirShape) {
   for (const DTypeInfo& info : AllDTypes()) {
     if (info.safetensors_bits != info.element_bytes * 8) continue;  // packed or no torch type
     if (info.safetensors_bits == 0) continue;
@@ -70,7 +70,7 @@ TEST(ShapeConversionTest, OtherDTypesKeepTheirShape) {
   }
 }
 
-TEST(ShapeConversionTest, Errors) {
+TEST(SafetensorsShapeConversionTest, Errors) {
   EXPECT_THAT(ToSafetensorsShape({DType::kFloat4E2M1FNx2, {}}),
               StatusIs(kInvalid, HasSubstr("last dimension")));
   EXPECT_THAT(ToTorchDescriptor(DType::kFloat4E2M1FNx2, {}), StatusIs(kInvalid));

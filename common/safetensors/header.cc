@@ -24,7 +24,7 @@ constexpr std::array<absl::string_view, 22> kPythonWriterRank = {
 int PythonWriterRank(DType dtype) {
   const absl::string_view name = GetDTypeInfo(dtype).safetensors_name;
   auto it = std::find(kPythonWriterRank.begin(), kPythonWriterRank.end(), name);
-  return static_cast<int>(it - kPythonWriterRank.begin());  // unknown names sort last
+  return static_cast<int>(it - kPythonWriterRank.begin());  // unknown: ranked highest (Layout rejects it)
 }
 
 // True when `s` is well-formed UTF-8 (no overlong forms, surrogates, or code points > U+10FFFF).

@@ -6,9 +6,11 @@
 // are relative to the data buffer. `__metadata__` is a string -> string map.
 //
 // Encoding (Layout) matches the Python writer byte for byte: compact JSON, `__metadata__` first
-// (omitted when empty; keys sorted), then the entries in offset order, strings escaped as
-// serde_json does. Two orders are offered: the caller's order (deterministic, for the exporter)
-// or the Python writer's order (descending safetensors dtype rank, then name by bytes).
+// (omitted when empty; keys sorted, where Python's order for several keys is a hash order),
+// then the entries in offset order, strings escaped as serde_json does. Two orders are offered:
+// the caller's order (deterministic, for the exporter) or the Python writer's order: descending
+// position in the crate's Dtype enum (U64 I64 F64 C64 F32 U32 I32 BF16 F16 U16 I16 F8_E5M2FNUZ
+// F8_E4M3FNUZ F8_E8M0 F8_E4M3 F8_E5M2 I8 U8 F6_E3M2 F6_E2M3 F4 BOOL), then name by bytes.
 //
 // Parse enforces every rule of the reference reader (safetensors tensor.rs), and more: N ≤
 // 100,000,000, 8 + N within the file, header starts with '{', valid JSON without duplicate keys

@@ -32,7 +32,7 @@ std::string Entry(absl::string_view name, absl::string_view dtype, absl::string_
                       ",\"data_offsets\":", offsets, "}");
 }
 
-TEST(ParseTest, FormatsExample) {
+TEST(SafetensorsParseTest, FormatsExample) {
   ASSERT_OK_AND_ASSIGN(Header header, ParseFile(testutil::ExampleFile()));
   ASSERT_EQ(header.entries().size(), 3u);
   EXPECT_EQ(header.entries()[0], (TensorEntry{"b", DType::kFloat32, {4}, 0, 16}));
@@ -45,7 +45,7 @@ TEST(ParseTest, FormatsExample) {
   EXPECT_EQ(header.encoded(), testutil::ExampleFile().substr(0, 208));
 }
 
-TEST(ParseTest, AcceptsWhatTheReferenceReaderAccepts) {
+TEST(SafetensorsParseTest, AcceptsWhatTheReferenceReaderAccepts) {
   // Unpadded N (tensor.rs doc example), entries out of offset order, whitespace, a null
   // __metadata__, unknown fields, zero-size tensors sharing an offset, a scalar, F4.
   const std::string json = absl::StrCat(
@@ -62,13 +62,13 @@ TEST(ParseTest, AcceptsWhatTheReferenceReaderAccepts) {
   EXPECT_EQ(header.data_size(), 22u);
 }
 
-TEST(ParseTest, EmptyHeader) {
+TEST(SafetensorsParseTest, EmptyHeader) {
   ASSERT_OK_AND_ASSIGN(Header header, ParseFile(LengthPrefix(8) + "{}      "));
   EXPECT_TRUE(header.entries().empty());
   EXPECT_EQ(header.file_size(), 16u);
 }
 
-TEST(ParseTest, PrefixMayStopAfterTheHeader) {
+TEST(SafetensorsParseTest, PrefixMayStopAfterTheHeader) {
   const std::string file = testutil::ExampleFile();
   EXPECT_OK(Header::Parse(file.substr(0, 208), file.size(), kFile));
   EXPECT_THAT(Header::Parse(file.substr(0, 207), file.size(), kFile),
@@ -165,7 +165,7 @@ std::vector<BadCase> BadCases() {
   };
 }
 
-TEST(ParseTest, RejectsMalformedFiles) {
+TEST(SafetensorsParseTest, RejectsMalformedFiles) {
   for (const BadCase& c : BadCases()) {
     SCOPED_TRACE(c.name);
     EXPECT_THAT(ParseFile(c.file), StatusIs(c.code, AllOf(HasSubstr(kFile), HasSubstr(c.message))));

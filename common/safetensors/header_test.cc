@@ -26,7 +26,7 @@ std::vector<std::string> Names(const Header& header) {
 
 std::string Json(const Header& header) { return header.encoded().substr(8); }
 
-TEST(LayoutTest, FormatsExampleIsByteExact) {
+TEST(SafetensorsLayoutTest, FormatsExampleIsByteExact) {
   ASSERT_OK_AND_ASSIGN(Header header, Header::Layout(testutil::ExampleSpecs(), {{"format", "pt"}},
                                                      LayoutOrder::kPythonWriter));
   EXPECT_EQ(header.header_length(), 0xC8u);
@@ -45,7 +45,7 @@ TEST(LayoutTest, FormatsExampleIsByteExact) {
   }
 }
 
-TEST(LayoutTest, MatchesTheReferenceCrateTests) {
+TEST(SafetensorsLayoutTest, MatchesTheReferenceCrateTests) {
   // tensor.rs test_serialization: one F32 [1,2,3] tensor, a 64-byte header needing no padding.
   ASSERT_OK_AND_ASSIGN(Header one, Header::Layout({{"attn.0", DType::kFloat32, {1, 2, 3}}}, {},
                                                   LayoutOrder::kPythonWriter));
@@ -61,7 +61,7 @@ TEST(LayoutTest, MatchesTheReferenceCrateTests) {
             testutil::LengthPrefix(40) + R"({"__metadata__":{"framework":"pt"}})" + "     ");
 }
 
-TEST(LayoutTest, PythonWriterOrderIsDescendingDTypeRankThenName) {
+TEST(SafetensorsLayoutTest, PythonWriterOrderIsDescendingDTypeRankThenName) {
   std::vector<TensorSpec> specs;
   for (const DTypeInfo& info : AllDTypes()) {
     if (info.safetensors_bits == 0) continue;
@@ -81,7 +81,7 @@ TEST(LayoutTest, PythonWriterOrderIsDescendingDTypeRankThenName) {
   }
 }
 
-TEST(LayoutTest, AsGivenKeepsTheCallersOrder) {
+TEST(SafetensorsLayoutTest, AsGivenKeepsTheCallersOrder) {
   ASSERT_OK_AND_ASSIGN(Header header,
                        Header::Layout(testutil::ExampleSpecs(), {}, LayoutOrder::kAsGiven));
   EXPECT_THAT(Names(header), ElementsAre("a", "c", "b"));
@@ -89,7 +89,7 @@ TEST(LayoutTest, AsGivenKeepsTheCallersOrder) {
   EXPECT_EQ(Json(header).find("__metadata__"), std::string::npos);
 }
 
-TEST(LayoutTest, ScalarZeroSizeAndF4Entries) {
+TEST(SafetensorsLayoutTest, ScalarZeroSizeAndF4Entries) {
   ASSERT_OK_AND_ASSIGN(Header header, Header::Layout({{"s", DType::kFloat32, {}},
                                                       {"z", DType::kBFloat16, {0, 3}},
                                                       {"q", DType::kFloat4E2M1FNx2, {2, 8}}},
@@ -99,7 +99,7 @@ TEST(LayoutTest, ScalarZeroSizeAndF4Entries) {
                           R"("q":{"dtype":"F4","shape":[2,8],"data_offsets":[4,12]}}    )");
 }
 
-TEST(LayoutTest, PadsWithSpacesToAMultipleOfEight) {
+TEST(SafetensorsLayoutTest, PadsWithSpacesToAMultipleOfEight) {
   for (int len = 1; len <= 16; ++len) {
     ASSERT_OK_AND_ASSIGN(
         Header header,
@@ -112,7 +112,7 @@ TEST(LayoutTest, PadsWithSpacesToAMultipleOfEight) {
   }
 }
 
-TEST(LayoutTest, EscapesStringsLikeSerdeJson) {
+TEST(SafetensorsLayoutTest, EscapesStringsLikeSerdeJson) {
   ASSERT_OK_AND_ASSIGN(Header header,
                        Header::Layout({{"q\"b\\n\n\t\x01\x1f\x7f/\xC3\xA9", DType::kUInt8, {0}}},
                                       {{"k\r", "v\b\f"}}, LayoutOrder::kAsGiven));
@@ -125,7 +125,7 @@ TEST(LayoutTest, EscapesStringsLikeSerdeJson) {
   EXPECT_EQ(parsed.metadata(), header.metadata());
 }
 
-TEST(LayoutTest, Errors) {
+TEST(SafetensorsLayoutTest, Errors) {
   const auto order = LayoutOrder::kAsGiven;
   EXPECT_THAT(Header::Layout({{"a", DType::kUInt8, {1}}, {"a", DType::kUInt8, {1}}}, {}, order),
               StatusIs(kInvalid, HasSubstr("duplicate tensor name 'a'")));
@@ -153,7 +153,7 @@ TEST(LayoutTest, Errors) {
               StatusIs(kInvalid, HasSubstr("overflows")));
 }
 
-TEST(HeaderTest, FindAndGet) {
+TEST(SafetensorsHeaderTest, FindAndGet) {
   ASSERT_OK_AND_ASSIGN(Header header,
                        Header::Layout(testutil::ExampleSpecs(), {}, LayoutOrder::kPythonWriter));
   ASSERT_NE(header.Find("c"), nullptr);

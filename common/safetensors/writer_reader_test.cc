@@ -41,7 +41,7 @@ Header ExampleHeader() {
   return *Header::Layout(testutil::ExampleSpecs(), {{"format", "pt"}}, LayoutOrder::kPythonWriter);
 }
 
-class PosixTest : public ::testing::Test {
+class SafetensorsPosixTest : public ::testing::Test {
  protected:
   void SetUp() override { ASSERT_FALSE(dir_.path().empty()); }
   std::string Path(const std::string& name) const { return fs::JoinPath(dir_.path(), name); }
@@ -49,7 +49,7 @@ class PosixTest : public ::testing::Test {
   fs::testutil::PosixTempDir dir_;
 };
 
-TEST_F(PosixTest, ExampleWrittenInPiecesOutOfOrderIsByteExact) {
+TEST_F(SafetensorsPosixTest, ExampleWrittenInPiecesOutOfOrderIsByteExact) {
   const std::string path = Path("example.safetensors");
   ASSERT_OK_AND_ASSIGN(auto writer, Writer::Create(posix_, path, ExampleHeader()));
   const std::string a = testutil::ExampleBytes("a"), b = testutil::ExampleBytes("b");
@@ -62,7 +62,7 @@ TEST_F(PosixTest, ExampleWrittenInPiecesOutOfOrderIsByteExact) {
   EXPECT_THAT(fs::ReadFileToString(posix_, path), IsOkAndHolds(Eq(testutil::ExampleFile())));
 }
 
-TEST_F(PosixTest, RoundTripsEveryDTypeAScalarAndAnEmptyTensor) {
+TEST_F(SafetensorsPosixTest, RoundTripsEveryDTypeAScalarAndAnEmptyTensor) {
   std::map<std::string, std::string> bytes;
   std::map<std::string, TensorData> tensors;
   int seed = 0;
@@ -103,7 +103,7 @@ TEST_F(PosixTest, RoundTripsEveryDTypeAScalarAndAnEmptyTensor) {
   EXPECT_EQ(torch, (TensorDescriptor{DType::kFloat4E2M1FNx2, {2, 4}}));
 }
 
-TEST_F(PosixTest, ManyThreadsWritePiecesInShuffledOrder) {
+TEST_F(SafetensorsPosixTest, ManyThreadsWritePiecesInShuffledOrder) {
   const std::vector<TensorSpec> specs = {{"w", DType::kFloat32, {256, 64}},
                                          {"x", DType::kBFloat16, {1000}},
                                          {"y", DType::kUInt8, {1}}};
@@ -153,7 +153,7 @@ TEST_F(PosixTest, ManyThreadsWritePiecesInShuffledOrder) {
   }
 }
 
-TEST(WriterTest, RejectsUnknownOutOfBoundsAndOverlappingPieces) {
+TEST(SafetensorsWriterTest, RejectsUnknownOutOfBoundsAndOverlappingPieces) {
   fs::MemoryFileSystem mem;
   ASSERT_OK_AND_ASSIGN(auto writer, Writer::Create(mem, "f.safetensors", ExampleHeader()));
   EXPECT_THAT(
@@ -181,7 +181,7 @@ TEST(WriterTest, RejectsUnknownOutOfBoundsAndOverlappingPieces) {
   EXPECT_THAT(writer->WritePiece("b", 7, "1"), StatusIs(kExists));  // after merging
 }
 
-TEST(WriterTest, FinishNamesTensorsNotFullyWritten) {
+TEST(SafetensorsWriterTest, FinishNamesTensorsNotFullyWritten) {
   fs::MemoryFileSystem mem;
   ASSERT_OK_AND_ASSIGN(auto writer, Writer::Create(mem, "f.safetensors", ExampleHeader()));
   ASSERT_OK(writer->WritePiece("b", 0, testutil::ExampleBytes("b")));
@@ -202,7 +202,7 @@ TEST(WriterTest, FinishNamesTensorsNotFullyWritten) {
               IsOkAndHolds(Eq(std::string("abc") + testutil::ExampleBytes("a").substr(3))));
 }
 
-TEST(WriterTest, AFailedWriteIsForgottenAndMayBeRetried) {
+TEST(SafetensorsWriterTest, AFailedWriteIsForgottenAndMayBeRetried) {
   fs::MemoryFileSystem mem;
   fs::FaultInjectionFileSystem faulty(&mem);
   ASSERT_OK_AND_ASSIGN(auto writer, Writer::Create(faulty, "f.safetensors", ExampleHeader()));
@@ -221,7 +221,7 @@ TEST(WriterTest, AFailedWriteIsForgottenAndMayBeRetried) {
               IsOkAndHolds(Eq(testutil::ExampleFile())));
 }
 
-TEST(WriterTest, RacingWritesOfOneRangeHaveOneWinner) {
+TEST(SafetensorsWriterTest, RacingWritesOfOneRangeHaveOneWinner) {
   fs::MemoryFileSystem mem;
   ASSERT_OK_AND_ASSIGN(Header header,
                        Header::Layout({{"t", DType::kUInt8, {4096}}}, {}, LayoutOrder::kAsGiven));
@@ -242,7 +242,7 @@ TEST(WriterTest, RacingWritesOfOneRangeHaveOneWinner) {
   EXPECT_OK(writer->Finish());
 }
 
-TEST(WriterTest, CreateAndWriteTensorsErrors) {
+TEST(SafetensorsWriterTest, CreateAndWriteTensorsErrors) {
   fs::MemoryFileSystem mem;
   EXPECT_THAT(Writer::Create(mem, "missing/f.safetensors", ExampleHeader()),
               StatusIs(absl::StatusCode::kNotFound));
@@ -270,7 +270,7 @@ class RecordingFile : public fs::RandomAccessFile {
   std::unique_ptr<fs::RandomAccessFile> base_;
 };
 
-TEST(ReaderTest, ReadsOnlyTheHeaderWhenOpening) {
+TEST(SafetensorsReaderTest, ReadsOnlyTheHeaderWhenOpening) {
   fs::MemoryFileSystem mem;
   ASSERT_OK(fs::testutil::WriteString(mem, "f.safetensors", testutil::ExampleFile()));
   ASSERT_OK_AND_ASSIGN(auto base, mem.OpenForRead("f.safetensors"));
@@ -282,7 +282,7 @@ TEST(ReaderTest, ReadsOnlyTheHeaderWhenOpening) {
   EXPECT_EQ(*furthest, 239u);
 }
 
-TEST(ReaderTest, Errors) {
+TEST(SafetensorsReaderTest, Errors) {
   fs::MemoryFileSystem mem;
   EXPECT_THAT(Reader::Open(mem, "none.safetensors"), StatusIs(absl::StatusCode::kNotFound));
   const std::string file = testutil::ExampleFile();
