@@ -44,4 +44,14 @@ absl::StatusOr<GlobalLayer> LayerMap::ToGlobal(VpRank vp, PpRank pp, LocalLayer 
   return GlobalLayer(offsets_[chunk] + local.value());
 }
 
+absl::StatusOr<LayerMap::Location> LayerMap::ToLocal(GlobalLayer layer) const {
+  for (size_t chunk = 0; chunk < counts_.size(); ++chunk) {
+    const int64_t local = layer.value() - offsets_[chunk];
+    if (local >= 0 && local < counts_[chunk]) {
+      return Location{VpRank(chunk / pp_), PpRank(chunk % pp_), LocalLayer(local)};
+    }
+  }
+  return absl::OutOfRangeError(absl::StrCat("no global layer ", layer.value()));
+}
+
 }  // namespace mxport::megatron

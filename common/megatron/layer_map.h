@@ -21,6 +21,13 @@ class LayerMap {
                                          const std::vector<int64_t>& found);
   // OutOfRange when the local layer is not inside its chunk.
   absl::StatusOr<GlobalLayer> ToGlobal(VpRank vp, PpRank pp, LocalLayer local) const;
+  struct Location {
+    VpRank vp;
+    PpRank pp;
+    LocalLayer local;
+  };
+  // The inverse of ToGlobal; OutOfRange past the last layer.
+  absl::StatusOr<Location> ToLocal(GlobalLayer layer) const;
   int64_t num_layers() const { return total_; }
 
  private:

@@ -1,0 +1,117 @@
+#include "common/export/local_executor.h"
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "common/base/status_macros.h"
+#include "common/megatron/source.h"
+#include "common/safetensors/header.h"
+#include "common/safetensors/writer.h"
+
+namespace mxport::exporter {
+
+absl::StatusOr<const torch::TorchFile*> SourceReader::File(int source) {
+  if (files_.empty()) files_.resize(plan_.sources.size());
+  if (files_[source] == nullptr) {
+    ASSIGN_OR_RETURN(files_[source], torch::TorchFile::Open(fs_, plan_.sources[source].path));
+  }
+  return files_[source].get();
+}
+
+absl::StatusOr<std::string> SourceReader::ReadRows(const Piece& piece) {
+  ASSIGN_OR_RETURN(const torch::TorchFile* file, File(piece.source));
+  const std::string chunk = megatron::ModelChunkKey(plan_.config.vpp, piece.vp);
+  const pickle::Value* dict = file->root().Get(chunk);
+  const pickle::Value* value = dict == nullptr ? nullptr : dict->Get(piece.key);
+  if (value == nullptr || value->kind != pickle::Kind::kTensor) {
+    return absl::NotFoundError(
+        absl::StrCat(file->name(), ": no tensor '", chunk, "/", piece.key, "'"));
+  }
+  const pickle::TensorRef& tensor = *value->tensor;
+  const uint64_t elem = ElementBytes(tensor.dtype);
+  const uint64_t row_bytes = static_cast<uint64_t>(piece.src_cols) * elem;
+  std::string out(piece.rows * row_bytes, '\0');
+  auto range = file->ContiguousRange(tensor);
+  if (range.ok()) {
+    RETURN_IF_ERROR(file->file()->ReadAt(range->offset + piece.src_row * row_bytes, out.size(),
+                                         out.data()));
+    return out;
+  }
+  ASSIGN_OR_RETURN(std::string whole, file->ReadTensor(tensor));
+  out.assign(whole, piece.src_row * row_bytes, out.size());
+  return out;
+}
+
+absl::Status ScatterPiece(const Piece& piece, const HfTensor& tensor, absl::string_view rows,
+                          const std::function<absl::Status(uint64_t, absl::string_view)>& write) {
+  const uint64_t elem = ElementBytes(tensor.dtype);
+  const uint64_t src_row_bytes = piece.src_cols * elem;
+  const uint64_t dst_row_bytes = tensor.cols() * elem;
+  const uint64_t run = piece.cols * elem;
+  if (rows.size() != piece.rows * src_row_bytes) {
+    return absl::InternalError(absl::StrCat("piece of ", tensor.name, " has ", rows.size(),
+                                            " bytes, expected ", piece.rows * src_row_bytes));
+  }
+  if (piece.cols == piece.src_cols && piece.cols == tensor.cols()) {
+    return write(piece.dst_row * dst_row_bytes, rows);  // whole rows: one contiguous run
+  }
+  for (int64_t r = 0; r < piece.rows; ++r) {
+    RETURN_IF_ERROR(write((piece.dst_row + r) * dst_row_bytes + piece.dst_col * elem,
+                          rows.substr(r * src_row_bytes + piece.src_col * elem, run)));
+  }
+  return absl::OkStatus();
+}
+
+namespace {
+
+absl::Status WriteOne(fs::FileSystem& fs, const ExportPlan& plan, int file_index,
+                      SourceReader& reader, const std::string& staged) {
+  const OutputFile& file = plan.files[file_index];
+  std::vector<safetensors::TensorSpec> specs;
+  for (int ti : file.tensors) {
+    const HfTensor& t = plan.tensors[ti];
+    specs.push_back({t.name, t.dtype, t.shape});
+  }
+  ASSIGN_OR_RETURN(safetensors::Header header,
+                   safetensors::Header::Layout(std::move(specs), {{"format", "pt"}},
+                                               safetensors::LayoutOrder::kAsGiven));
+  ASSIGN_OR_RETURN(auto writer, safetensors::Writer::Create(fs, staged, header));
+  for (const Piece& piece : plan.pieces) {
+    const HfTensor& tensor = plan.tensors[piece.tensor];
+    if (tensor.file != file_index) continue;
+    ASSIGN_OR_RETURN(std::string rows, reader.ReadRows(piece));
+    RETURN_IF_ERROR(ScatterPiece(piece, tensor, rows,
+                                 [&](uint64_t offset, absl::string_view bytes) {
+                                   return writer->WritePiece(tensor.name, offset, bytes);
+                                 }));
+  }
+  return writer->Finish();
+}
+
+}  // namespace
+
+absl::Status ExecutePlanLocally(fs::FileSystem& fs, const ExportPlan& plan,
+                                const std::string& output_dir) {
+  const std::string staging = fs::JoinPath(output_dir, ".staging");
+  RETURN_IF_ERROR(fs.CreateDirs(staging));
+  SourceReader reader(fs, plan);
+  std::vector<std::string> staged;
+  absl::Status status;
+  for (size_t f = 0; f < plan.files.size() && status.ok(); ++f) {
+    staged.push_back(fs::JoinPath(staging, plan.files[f].name));
+    status = WriteOne(fs, plan, static_cast<int>(f), reader, staged.back());
+  }
+  if (!status.ok()) {
+    for (const std::string& path : staged) fs.Delete(path).IgnoreError();
+    fs.Delete(staging).IgnoreError();
+    return status;
+  }
+  for (size_t f = 0; f < plan.files.size(); ++f) {
+    RETURN_IF_ERROR(fs.Rename(staged[f], fs::JoinPath(output_dir, plan.files[f].name)));
+  }
+  RETURN_IF_ERROR(fs.SyncDir(output_dir));
+  fs.Delete(staging).IgnoreError();
+  return fs::WriteFileAtomically(fs, fs::JoinPath(output_dir, "model.safetensors.index.json"),
+                                 plan.IndexJson().dump(2) + "\n");
+}
+
+}  // namespace mxport::exporter

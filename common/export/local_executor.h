@@ -1,0 +1,48 @@
+// Executes an ExportPlan in this process: reads each piece from its rank file with pread,
+// writes it at its final offset of a preallocated safetensors file, and publishes every file by
+// atomic rename (staged as `<out>/.staging/<name>`, fsynced, renamed, directory fsynced), the
+// index last. Used by tests and by single-machine exports; distributed exports run the same
+// piece copies in workers (worker issue). Memory holds one piece at a time.
+//
+// Errors name the file and key; on any error nothing more is published and staged files are
+// removed. Not thread-safe (one call at a time per output directory).
+#ifndef MXPORT_COMMON_EXPORT_LOCAL_EXECUTOR_H_
+#define MXPORT_COMMON_EXPORT_LOCAL_EXECUTOR_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "common/export/plan.h"
+#include "common/fs/file_system.h"
+#include "common/torch/torch_file.h"
+
+namespace mxport::exporter {
+
+// Opens source rank files lazily and finds a piece's tensor in them. Thread-compatible.
+class SourceReader {
+ public:
+  SourceReader(fs::FileSystem& fs, const ExportPlan& plan) : fs_(fs), plan_(plan) {}
+  // Reads rows [piece.src_row, +piece.rows) of the piece's source tensor, full width.
+  absl::StatusOr<std::string> ReadRows(const Piece& piece);
+
+ private:
+  absl::StatusOr<const torch::TorchFile*> File(int source);
+  fs::FileSystem& fs_;
+  const ExportPlan& plan_;
+  std::vector<std::unique_ptr<torch::TorchFile>> files_;
+};
+
+// Copies `rows` (the piece's rows of its source, full width) into the piece's region of
+// `tensor`, calling write(offset_in_tensor, bytes) for each contiguous destination run.
+absl::Status ScatterPiece(const Piece& piece, const HfTensor& tensor, absl::string_view rows,
+                          const std::function<absl::Status(uint64_t, absl::string_view)>& write);
+
+// Writes every output file of `plan` and the index into `output_dir`.
+absl::Status ExecutePlanLocally(fs::FileSystem& fs, const ExportPlan& plan,
+                                const std::string& output_dir);
+
+}  // namespace mxport::exporter
+
+#endif  // MXPORT_COMMON_EXPORT_LOCAL_EXECUTOR_H_
