@@ -90,7 +90,8 @@ absl::Status WriteOne(fs::FileSystem& fs, const ExportPlan& plan, int file_index
 }  // namespace
 
 absl::Status ExecutePlanLocally(fs::FileSystem& fs, const ExportPlan& plan,
-                                const std::string& output_dir) {
+                                const std::string& output_dir,
+                                const std::vector<Sidecar>& sidecars) {
   const std::string staging = fs::JoinPath(output_dir, ".staging");
   RETURN_IF_ERROR(fs.CreateDirs(staging));
   SourceReader reader(fs, plan);
@@ -110,6 +111,10 @@ absl::Status ExecutePlanLocally(fs::FileSystem& fs, const ExportPlan& plan,
   }
   RETURN_IF_ERROR(fs.SyncDir(output_dir));
   fs.Delete(staging).IgnoreError();
+  for (const Sidecar& sidecar : sidecars) {
+    RETURN_IF_ERROR(fs::WriteFileAtomically(fs, fs::JoinPath(output_dir, sidecar.name),
+                                            sidecar.bytes));
+  }
   return fs::WriteFileAtomically(fs, fs::JoinPath(output_dir, "model.safetensors.index.json"),
                                  plan.IndexJson().dump(2) + "\n");
 }

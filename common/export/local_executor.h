@@ -39,9 +39,17 @@ class SourceReader {
 absl::Status ScatterPiece(const Piece& piece, const HfTensor& tensor, absl::string_view rows,
                           const std::function<absl::Status(uint64_t, absl::string_view)>& write);
 
-// Writes every output file of `plan` and the index into `output_dir`.
+// A small file published with the weights (config.json, tokenizer files, ...).
+struct Sidecar {
+  std::string name;
+  std::string bytes;
+};
+
+// Writes every output file of `plan`, then the sidecars, then the index (last: loaders enter
+// through it) into `output_dir`.
 absl::Status ExecutePlanLocally(fs::FileSystem& fs, const ExportPlan& plan,
-                                const std::string& output_dir);
+                                const std::string& output_dir,
+                                const std::vector<Sidecar>& sidecars = {});
 
 }  // namespace mxport::exporter
 
