@@ -32,6 +32,9 @@ for fuzzer in build-fuzz/fuzz/*_fuzzer; do
   rm -rf "$work"
 done
 
+echo "== benchmarks"
+./build/bin/plan_benchmark
+
 echo "== tests (ctest)"
 cd build
 ctest --output-on-failure -j "$JOBS" --timeout 600

@@ -38,7 +38,12 @@ std::optional<std::vector<int64_t>> ParseRankDir(absl::string_view name) {
 }
 
 absl::StatusOr<bool> HasRankDirs(fs::FileSystem& fs, const std::string& dir) {
-  ASSIGN_OR_RETURN(std::vector<std::string> names, fs.ListDir(dir));
+  auto listed = fs.ListDir(dir);
+  if (!listed.ok()) {
+    return absl::NotFoundError(absl::StrCat("checkpoint directory ", dir,
+                                            " cannot be read: ", listed.status().message()));
+  }
+  const std::vector<std::string>& names = *listed;
   return std::any_of(names.begin(), names.end(),
                      [](const std::string& n) { return ParseRankDir(n).has_value(); });
 }
