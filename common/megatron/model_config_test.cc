@@ -352,6 +352,19 @@ TEST(ModelConfigTest, DISABLED_FewerQueryGroupsThanTpRanksIsRejected) {
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("num_query_groups")));
 }
 
+// BUG: with num_layers_per_virtual_pipeline_stage set, FromArgs computes
+// vpp = num_layers / (pp * per_stage) before checking that the parallel sizes are positive, so
+// args with pipeline_model_parallel_size = 0 divide by zero (SIGFPE) instead of giving
+// InvalidArgument. Args come from an untrusted file. Proposed fix in model_config.cc: compute
+// vpp only when c.pp > 0 && per_stage > 0 (leave it 0 otherwise so that the "parallel sizes
+// must be positive" check reports it), or move the positivity check of tp/pp/ep before it.
+TEST(ModelConfigTest, DISABLED_ZeroPipelineSizeWithLayersPerVirtualStageIsAnError) {
+  EXPECT_THAT(Args().Int("pipeline_model_parallel_size", 0)
+                  .Int("num_layers_per_virtual_pipeline_stage", 2).Parse(),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("parallel sizes must be positive")));
+}
+
 TEST(ModelConfigTest, UnevenFirstAndLastStages) {
   ASSERT_OK_AND_ASSIGN(ModelConfig c,
                        Args().Int("num_layers", 10).Int("pipeline_model_parallel_size", 4)

@@ -192,7 +192,8 @@ bool IsTerminal(JobPhase phase) {
 }
 
 std::string FormatTimeRfc3339(absl::Time time) {
-  return absl::FormatTime(absl::RFC3339_full, time, absl::UTCTimeZone());
+  // RFC3339_full with a literal "Z": Abseil writes UTC as "+00:00".
+  return absl::FormatTime("%Y-%m-%d%ET%H:%M:%E*SZ", time, absl::UTCTimeZone());
 }
 
 absl::StatusOr<absl::Time> ParseTimeRfc3339(absl::string_view text, absl::string_view context) {

@@ -116,7 +116,7 @@ std::vector<WorkerInfo> WorkerRegistry::Workers(const std::string& job_id) {
 
 void WorkerRegistry::RemoveJob(const std::string& job_id) {
   absl::MutexLock lock(&mu_);
-  absl::erase_if(workers_, [&](const auto& e) { return e.first.first == job_id; });
+  std::erase_if(workers_, [&](const auto& e) { return e.first.first == job_id; });
 }
 
 std::vector<ShardAssignment> AssignShards(int64_t worker, int64_t num_workers,

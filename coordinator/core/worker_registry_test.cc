@@ -12,8 +12,8 @@ using ::mxport::testing::StatusIs;
 
 class WorkerRegistryTest : public ::testing::Test {
  protected:
-  WorkerRegistry registry_{{&clock_, absl::Seconds(15), absl::Seconds(60)}};
   FakeClock clock_;
+  WorkerRegistry registry_{{&clock_, absl::Seconds(15), absl::Seconds(60)}};
 };
 
 TEST_F(WorkerRegistryTest, MissedHeartbeatsMakeAWorkerLost) {
@@ -36,7 +36,8 @@ TEST_F(WorkerRegistryTest, MissedHeartbeatsMakeAWorkerLost) {
 
 TEST_F(WorkerRegistryTest, FlatProgressWithHeartbeatsIsStuckNotLost) {
   registry_.Register("j", 0, "", "", -1);
-  for (int i = 0; i < 7; ++i) {
+  // Bytes move at t=10 s, then stay flat for 70 s (> 60 s) while heartbeats keep coming.
+  for (int i = 0; i < 8; ++i) {
     clock_.Advance(absl::Seconds(10));
     ASSERT_OK(registry_.Heartbeat("j", 0, 500, 1000, "writing"));
   }
