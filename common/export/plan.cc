@@ -215,6 +215,10 @@ class Planner {
     }
     std::optional<GlobalExpert> expert;
     if (m->expert.has_value()) {
+      if (!experts_.has_value()) {
+        Problem(absl::StrCat(where, " is an expert weight, but the args describe a dense model"));
+        return;
+      }
       auto g = experts_->ToGlobal(file.ep, *m->expert);
       if (!g.ok()) {
         Problem(absl::StrCat(where, ": ", g.status().message()));

@@ -3,8 +3,8 @@
 // BuildPlan takes the model config, the architecture's naming rules, and the manifests of every
 // rank file (keys, dtypes, shapes; no tensor bytes), and produces:
 //   - the HF tensors the config implies (names with GLOBAL layer and expert ids, dtype, shape),
-//     in a deterministic order (embedding, then layers in order with names sorted, then final
-//     norm and lm_head), packed into output files of at most max_shard_size data bytes;
+//     in a deterministic order (embedding, then layers in order with names sorted, then the
+//     tensors after the layers, by name), packed into output files of at most max_shard_size data bytes;
 //   - pieces: rectangular copies from a source tensor (viewed as rows x cols, dim 0 by the
 //     product of the rest) to a region of one HF tensor. QKV splits, SwiGLU de-interleaving,
 //     TP concatenation and vocab un-padding are all pieces.

@@ -591,7 +591,7 @@ TEST(BuildPlanTest, ManifestCountMustMatchFiles) {
 //       return;
 //     }
 //     ...
-TEST(BuildPlanTest, DISABLED_ExpertKeyInADenseModelIsAProblem) {
+TEST(BuildPlanTest, ExpertKeyInADenseModelIsAProblem) {
   const ModelConfig c = Llama(2);
   std::vector<Rank> ranks = DenseRanks(c);
   ranks[0].Add("decoder.layers.0.mlp.experts.linear_fc1.weight0", {8, 16});

@@ -155,7 +155,7 @@ absl::StatusOr<ModelConfig> ModelConfig::FromArgs(const Value& args, absl::strin
   ASSIGN_OR_RETURN(c.vpp, r.IntOr("virtual_pipeline_model_parallel_size", 0));
   if (c.vpp == 0) {
     ASSIGN_OR_RETURN(int64_t per_stage, r.IntOr("num_layers_per_virtual_pipeline_stage", 0));
-    c.vpp = per_stage > 0 ? c.num_layers / (c.pp * per_stage) : 1;
+    c.vpp = per_stage > 0 && c.pp > 0 ? c.num_layers / (c.pp * per_stage) : 1;
   }
   ASSIGN_OR_RETURN(c.first_stage_layers, r.IntOr("decoder_first_pipeline_num_layers", 0));
   ASSIGN_OR_RETURN(c.last_stage_layers, r.IntOr("decoder_last_pipeline_num_layers", 0));
@@ -174,8 +174,8 @@ absl::StatusOr<ModelConfig> ModelConfig::FromArgs(const Value& args, absl::strin
                         "num_attention_heads is not a multiple of num_query_groups"));
   RETURN_IF_ERROR(Check(c.tp > 0 && c.pp > 0 && c.ep > 0 && c.etp > 0 && c.vpp > 0, context,
                         "parallel sizes must be positive"));
-  RETURN_IF_ERROR(Check(c.num_query_groups % c.tp == 0 || c.tp % c.num_query_groups == 0,
-                        context, "num_query_groups and tensor parallel size do not divide"));
+  RETURN_IF_ERROR(Check(c.num_query_groups > 0 && c.num_query_groups % c.tp == 0, context,
+                        "num_query_groups must be a multiple of the tensor parallel size"));
   RETURN_IF_ERROR(Check(!c.is_moe() || c.num_experts % c.ep == 0, context,
                         "num_experts is not a multiple of expert_model_parallel_size"));
   RETURN_IF_ERROR(Check(c.etp == 1 || c.etp == c.tp, context,

@@ -402,9 +402,8 @@ TEST_F(MutationTest, Zip64EndRecordSignatureDestroyed) {
 }
 
 TEST_F(MutationTest, LocatorDestroyedFallsBackToTheClassicRecord) {
-  // Without the locator the classic record's own (correct, unsaturated) fields are used, but
-  // the directory must then end before the end record, which the zip64 records sit in between:
-  // the classic fields still describe the same directory, so the archive opens.
+  // Without the locator the classic record's own fields are used; in a small torch archive
+  // they are exact (not saturated), so the archive still opens.
   bytes_[layout_.locator] = 'X';
   ASSERT_OK_AND_ASSIGN(std::unique_ptr<ZipReader> zip, OpenBytes(bytes_));
   EXPECT_EQ(zip->entries().size(), layout_.records.size());
@@ -878,11 +877,12 @@ TEST(ZipReaderTest, CorruptDeflateStreamFailsCleanly) {
                 StatusIs(absl::StatusCode::kResourceExhausted));
   }
   {
-    // Every single-byte corruption of the deflated pickle is caught by inflate or by the CRC.
+    // Every single-byte corruption of the deflated pickle is caught by inflate or by the CRC
+    // (except in the last byte, whose high bits may be padding after the final block).
     const size_t data = Layout::DataOffset(original, pkl);
     ZipReaderOptions options;
     options.verify_crc = true;
-    for (size_t i = 0; i < pkl.csize; ++i) {
+    for (size_t i = 0; i + 1 < pkl.csize; ++i) {
       std::string b = original;
       b[data + i] = static_cast<char>(b[data + i] ^ 0x04);
       ASSERT_OK_AND_ASSIGN(std::unique_ptr<ZipReader> zip, OpenBytes(b, options));
