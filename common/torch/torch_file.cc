@@ -60,6 +60,16 @@ constexpr SignFlipRule kSignFlipRules[] = {
     {DType::kComplex128, 8, true},
 };
 
+// True when a tensor's neg/conj view bits make its values differ from its stored bytes.
+bool ChangesBytes(const TensorRef& tensor) {
+  if (tensor.neg) return true;
+  if (!tensor.conj) return false;
+  for (const SignFlipRule& r : kSignFlipRules) {
+    if (r.dtype == tensor.dtype) return r.is_complex;
+  }
+  return false;
+}
+
 // Applies a tensor's neg/conj view bits to its row-major bytes.
 absl::Status ApplyViewBits(const TensorRef& tensor, char* data, size_t size,
                            const std::string& name) {
@@ -177,9 +187,18 @@ absl::Status TorchFile::Load(const TorchFileOptions& options) {
     }
   }
 
+  // Shared references (the memo) make a DAG whose paths can grow exponentially with its size:
+  // bound the visits by the number of values, generously.
   absl::Status check = absl::OkStatus();
+  const uint64_t budget = std::max<uint64_t>(uint64_t{1} << 20, 4 * unpickled_.arena->size());
+  uint64_t visits = 0;
   RETURN_IF_ERROR(pickle::WalkValues(
       root(), options.max_walk_depth, [&](const std::string& path, const pickle::Value& v) {
+        if (check.ok() && ++visits > budget) {
+          check = absl::ResourceExhaustedError(absl::StrCat(
+              name_, ": data.pkl: too many value paths (", budget,
+              "): shared references nest exponentially"));
+        }
         if (v.kind == Kind::kTensor && check.ok()) {
           check = CheckTensor(path, *v.tensor);
           tensors_.push_back({path, v.tensor});
@@ -229,12 +248,19 @@ absl::Status TorchFile::CheckTensor(const std::string& path, const TensorRef& te
 
 absl::StatusOr<FileRange> TorchFile::ContiguousRange(const TensorRef& tensor) const {
   ASSIGN_OR_RETURN(const ZipEntry* record, StorageRecord(*tensor.storage));
+  if (ChangesBytes(tensor)) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        name_, ": tensor is a lazy neg/conj view; its values are not the stored bytes"));
+  }
   if (record->method != 0 || !IsRowMajorContiguous(tensor.shape, tensor.stride)) {
     return absl::FailedPreconditionError(
         absl::StrCat(name_, ": tensor is not a contiguous range of a stored record"));
   }
+  ASSIGN_OR_RETURN(uint64_t numel, CheckedNumElements(tensor.shape));
+  if (numel == 0) return FileRange{zip_->AbsoluteDataOffset(*record), 0};
   ASSIGN_OR_RETURN(uint64_t nbytes, Describe(tensor).NumBytes());
   const uint64_t elem = ElementBytes(tensor.dtype);
+  // Bounds were checked at Open for non-empty tensors, so this cannot overflow.
   return FileRange{zip_->AbsoluteDataOffset(*record) + tensor.storage_offset * elem, nbytes};
 }
 

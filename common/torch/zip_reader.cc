@@ -174,7 +174,7 @@ absl::Status ZipReader::ReadDirectory() {
     return bad("central directory [", dir_offset, ", +", dir_size, ") is out of range");
   }
   if (count > options_.max_entries) return bad("too many entries (", count, ")");
-  if (count * kCentralHeaderSize > dir_size) {
+  if (count > dir_size / kCentralHeaderSize) {
     return bad("central directory of ", dir_size, " bytes cannot hold ", count, " entries");
   }
 
@@ -276,6 +276,13 @@ absl::StatusOr<std::string> ZipReader::ReadEntry(const ZipEntry& entry) const {
         name_, ": entry '", entry.name, "' has ", entry.uncompressed_size,
         " bytes, over the limit of ", options_.max_read_bytes));
   }
+  // Deflate expands at most 1032:1, so a larger declared size is a lie that would make us
+  // allocate memory for nothing.
+  if (entry.method == 8 && entry.uncompressed_size > entry.compressed_size * 1032 + 64) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        name_, ": deflated entry '", entry.name, "' declares ", entry.uncompressed_size,
+        " bytes from ", entry.compressed_size, ", beyond deflate's maximum ratio"));
+  }
   std::string raw(entry.compressed_size, '\0');
   RETURN_IF_ERROR(ReadWindow(entry.data_offset, raw.size(), raw.data()));
   std::string out;
@@ -305,8 +312,7 @@ absl::StatusOr<std::string> ZipReader::ReadEntry(const ZipEntry& entry) const {
     }
   }
   if (options_.verify_crc && entry.crc32 != 0) {
-    const uLong crc = crc32(0L, reinterpret_cast<const Bytef*>(out.data()),
-                            static_cast<uInt>(out.size()));
+    const uLong crc = crc32_z(0L, reinterpret_cast<const Bytef*>(out.data()), out.size());
     if (crc != entry.crc32) {
       return absl::DataLossError(
           absl::StrCat(name_, ": entry '", entry.name, "' fails its CRC-32 check"));

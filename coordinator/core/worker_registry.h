@@ -19,8 +19,12 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "common/base/clock.h"
+#include "common/export/assignment.h"
 
 namespace mxport::coordinator {
+
+using exporter::AssignShards;
+using exporter::ShardAssignment;
 
 enum class WorkerState { kHealthy, kStuck, kLost, kDone };
 absl::string_view WorkerStateName(WorkerState state);
@@ -73,17 +77,6 @@ class WorkerRegistry {
   std::map<std::pair<std::string, int64_t>, WorkerInfo> workers_ ABSL_GUARDED_BY(mu_);
   int64_t sessions_ ABSL_GUARDED_BY(mu_) = 0;
 };
-
-// Which source shards each worker owns: worker w of W over S shards. With W >= S every worker
-// takes shard w % S as replica w / S of that shard's replicas (DP replicas split its tensors);
-// with W < S worker w takes every shard s with s % W == w. Deterministic in (w, W, S).
-struct ShardAssignment {
-  int64_t shard = 0;
-  int64_t replica = 0;   // which of the shard's replicas this worker is
-  int64_t replicas = 1;  // how many workers share the shard
-};
-std::vector<ShardAssignment> AssignShards(int64_t worker, int64_t num_workers,
-                                          int64_t num_shards);
 
 // Throughput as an exponentially weighted average of bytes per second, and the ETA it implies.
 class ThroughputMeter {
