@@ -1,0 +1,130 @@
+#include "common/export/plan_codec.h"
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "common/base/status_macros.h"
+#include "common/json/json.h"
+
+namespace mxport::exporter {
+namespace {
+
+absl::Status Bad(absl::string_view what) {
+  return absl::InvalidArgumentError(absl::StrCat("plan: ", what));
+}
+
+template <typename T>
+absl::StatusOr<T> Get(const Json& j, const char* key) {
+  try {
+    return j.at(key).get<T>();
+  } catch (const nlohmann::json::exception& e) {
+    return Bad(absl::StrCat("field '", key, "': ", e.what()));
+  }
+}
+
+}  // namespace
+
+std::string EncodePlan(const ExportPlan& plan) {
+  Json j;
+  j["architecture"] = std::string(plan.arch->architecture);
+  j["vpp"] = plan.config.vpp;
+  j["total_bytes"] = plan.total_bytes;
+  Json sources = Json::array();
+  for (const SourceFile& s : plan.sources) {
+    sources.push_back({s.path, s.dir_name, s.tp.value(), s.pp.value(), s.ep.value()});
+  }
+  j["sources"] = std::move(sources);
+  Json tensors = Json::array();
+  for (const HfTensor& t : plan.tensors) {
+    tensors.push_back({t.name, std::string(DTypeName(t.dtype)), t.shape, t.file, t.offset,
+                       t.bytes, static_cast<int>(t.role), t.layer});
+  }
+  j["tensors"] = std::move(tensors);
+  Json pieces = Json::array();
+  for (const Piece& p : plan.pieces) {
+    pieces.push_back({p.tensor, p.source, p.vp, p.key, p.src_rows, p.src_cols, p.src_row,
+                      p.src_col, p.rows, p.cols, p.dst_row, p.dst_col});
+  }
+  j["pieces"] = std::move(pieces);
+  Json files = Json::array();
+  for (const OutputFile& f : plan.files) files.push_back({f.name, f.tensors, f.data_bytes});
+  j["files"] = std::move(files);
+  return j.dump();
+}
+
+absl::StatusOr<ExportPlan> DecodePlan(absl::string_view text) {
+  ASSIGN_OR_RETURN(Json j, ParseJson(text, "plan"));
+  ExportPlan plan;
+  ASSIGN_OR_RETURN(std::string arch, Get<std::string>(j, "architecture"));
+  ASSIGN_OR_RETURN(plan.arch, FindArch(arch));
+  ASSIGN_OR_RETURN(plan.config.vpp, Get<int64_t>(j, "vpp"));
+  ASSIGN_OR_RETURN(plan.total_bytes, Get<uint64_t>(j, "total_bytes"));
+  try {
+    for (const Json& s : j.at("sources")) {
+      plan.sources.push_back({s.at(0).get<std::string>(), s.at(1).get<std::string>(),
+                              megatron::TpRank(s.at(2).get<int64_t>()),
+                              megatron::PpRank(s.at(3).get<int64_t>()),
+                              megatron::EpRank(s.at(4).get<int64_t>())});
+    }
+    for (const Json& t : j.at("tensors")) {
+      HfTensor h;
+      h.name = t.at(0).get<std::string>();
+      auto dtype = DTypeFromTorchName(t.at(1).get<std::string>());
+      if (!dtype.ok()) return Bad(dtype.status().message());
+      h.dtype = *dtype;
+      h.shape = t.at(2).get<std::vector<int64_t>>();
+      h.file = t.at(3).get<int>();
+      h.offset = t.at(4).get<uint64_t>();
+      h.bytes = t.at(5).get<uint64_t>();
+      h.role = static_cast<Role>(t.at(6).get<int>());
+      h.layer = t.at(7).get<int64_t>();
+      plan.tensors.push_back(std::move(h));
+    }
+    for (const Json& p : j.at("pieces")) {
+      Piece x;
+      x.tensor = p.at(0).get<int>();
+      x.source = p.at(1).get<int>();
+      x.vp = p.at(2).get<int64_t>();
+      x.key = p.at(3).get<std::string>();
+      x.src_rows = p.at(4).get<int64_t>();
+      x.src_cols = p.at(5).get<int64_t>();
+      x.src_row = p.at(6).get<int64_t>();
+      x.src_col = p.at(7).get<int64_t>();
+      x.rows = p.at(8).get<int64_t>();
+      x.cols = p.at(9).get<int64_t>();
+      x.dst_row = p.at(10).get<int64_t>();
+      x.dst_col = p.at(11).get<int64_t>();
+      plan.pieces.push_back(std::move(x));
+    }
+    for (const Json& f : j.at("files")) {
+      plan.files.push_back({f.at(0).get<std::string>(), f.at(1).get<std::vector<int>>(),
+                            f.at(2).get<uint64_t>()});
+    }
+  } catch (const nlohmann::json::exception& e) {
+    return Bad(e.what());
+  }
+  // Every index must point inside the plan.
+  const int tensors = static_cast<int>(plan.tensors.size());
+  for (const HfTensor& t : plan.tensors) {
+    if (t.file < 0 || t.file >= static_cast<int>(plan.files.size())) {
+      return Bad(absl::StrCat("tensor ", t.name, " names file ", t.file));
+    }
+  }
+  for (const Piece& p : plan.pieces) {
+    if (p.tensor < 0 || p.tensor >= tensors || p.source < 0 ||
+        p.source >= static_cast<int>(plan.sources.size()) || p.rows < 0 || p.cols < 0 ||
+        p.src_row < 0 || p.src_col < 0 || p.src_row + p.rows > p.src_rows ||
+        p.src_col + p.cols > p.src_cols || p.dst_row < 0 || p.dst_col < 0 ||
+        p.dst_row + p.rows > plan.tensors[p.tensor].rows() ||
+        p.dst_col + p.cols > plan.tensors[p.tensor].cols()) {
+      return Bad(absl::StrCat("piece of key ", p.key, " lies outside its tensors"));
+    }
+  }
+  for (const OutputFile& f : plan.files) {
+    for (int t : f.tensors) {
+      if (t < 0 || t >= tensors) return Bad(absl::StrCat("file ", f.name, " names tensor ", t));
+    }
+  }
+  return plan;
+}
+
+}  // namespace mxport::exporter
