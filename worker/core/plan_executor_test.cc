@@ -51,7 +51,7 @@ std::vector<std::unique_ptr<transport::Transport>> TcpGroup(int n) {
   std::vector<std::thread> threads;
   for (int r = 0; r < n; ++r) {
     threads.emplace_back([&, r] {
-      auto t = transport::ConnectTcpGroup({r, n, absl::Seconds(30)}, std::move(listeners[r]),
+      auto t = transport::ConnectTcpGroup({r, n, absl::Seconds(30)}, *listeners[r],
                                           addresses, 1);
       EXPECT_TRUE(t.ok()) << t.status();
       group[r] = std::move(*t);

@@ -253,8 +253,8 @@ std::string TcpListener::address() const {
 }
 
 absl::StatusOr<std::unique_ptr<Transport>> ConnectTcpGroup(
-    TransportOptions options, std::unique_ptr<TcpListener> listener,
-    const std::vector<std::string>& addresses, uint64_t group_id) {
+    TransportOptions options, TcpListener& listener, const std::vector<std::string>& addresses,
+    uint64_t group_id) {
   const int n = options.world_size, me = options.rank;
   if (static_cast<int>(addresses.size()) != n || me < 0 || me >= n) {
     return absl::InvalidArgumentError("ConnectTcpGroup: addresses must list every rank");
@@ -277,10 +277,10 @@ absl::StatusOr<std::unique_ptr<Transport>> ConnectTcpGroup(
     if (!s.ok()) return fail(s);
   }
   for (int accepted = 0; accepted < n - 1 - me;) {
-    absl::Status s = WaitFd(listener->fd(), POLLIN, deadline,
+    absl::Status s = WaitFd(listener.fd(), POLLIN, deadline,
                             absl::StrCat("rank ", me, " waiting for higher ranks"));
     if (!s.ok()) return fail(s);
-    const int fd = accept(listener->fd(), nullptr, nullptr);
+    const int fd = accept(listener.fd(), nullptr, nullptr);
     if (fd < 0) continue;
     Tune(fd);
     Hello hello{};

@@ -36,10 +36,11 @@ class TcpListener {
   int port_;
 };
 
-// `addresses[i]` is rank i's "host:port" (this rank's own entry is ignored).
+// `addresses[i]` is rank i's "host:port" (this rank's own entry is ignored). The listener is
+// not owned: a worker keeps one for its life and connects a new group per generation.
 absl::StatusOr<std::unique_ptr<Transport>> ConnectTcpGroup(
-    TransportOptions options, std::unique_ptr<TcpListener> listener,
-    const std::vector<std::string>& addresses, uint64_t group_id);
+    TransportOptions options, TcpListener& listener, const std::vector<std::string>& addresses,
+    uint64_t group_id);
 
 }  // namespace mxport::transport
 

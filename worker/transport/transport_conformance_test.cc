@@ -32,7 +32,7 @@ Group MakeTcpGroup(int n, absl::Duration timeout) {
   std::vector<std::thread> threads;
   for (int r = 0; r < n; ++r) {
     threads.emplace_back([&, r] {
-      auto t = ConnectTcpGroup({r, n, timeout}, std::move(listeners[r]), addresses, 7);
+      auto t = ConnectTcpGroup({r, n, timeout}, *listeners[r], addresses, 7);
       EXPECT_TRUE(t.ok()) << t.status();
       if (t.ok()) group[r] = std::move(*t);
     });
@@ -154,10 +154,10 @@ TEST(TcpTransportTest, AConnectionFromAnotherGenerationIsRefused) {
   const std::vector<std::string> addresses = {(*l0)->address(), (*l1)->address()};
   std::thread stale([&] {
     // Rank 1 of generation 3 connects to rank 0 of generation 4: rank 0 must not accept it.
-    auto t = ConnectTcpGroup({1, 2, absl::Seconds(2)}, std::move(*l1), addresses, 3);
+    auto t = ConnectTcpGroup({1, 2, absl::Seconds(2)}, **l1, addresses, 3);
     EXPECT_TRUE(t.ok());  // its side completes (it only connects)
   });
-  auto t0 = ConnectTcpGroup({0, 2, absl::Milliseconds(500)}, std::move(*l0), addresses, 4);
+  auto t0 = ConnectTcpGroup({0, 2, absl::Milliseconds(500)}, **l0, addresses, 4);
   stale.join();
   EXPECT_THAT(t0, StatusIs(absl::StatusCode::kDeadlineExceeded));
 }

@@ -1,0 +1,36 @@
+// mxport-worker: one worker of an export job. Flags -> DaemonOptions -> RunWorkerDaemon.
+#include <csignal>
+#include <iostream>
+#include <thread>
+
+#include "CLI/CLI.hpp"
+#include "worker/worker_main_lib.h"
+
+namespace {
+std::atomic<bool> g_stop{false};
+void OnSignal(int) { g_stop = true; }
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"mxport-worker: reads its Megatron shards and writes its share of the export"};
+  mxport::worker::DaemonOptions o;
+  app.add_option("--coordinator", o.coordinator, "Coordinator gRPC address host:port")
+      ->required();
+  app.add_option("--job", o.job_id, "Job id")->required();
+  app.add_option("--index", o.index, "Worker index (default: $JOB_COMPLETION_INDEX)");
+  app.add_option("--data-host", o.data_host, "Listen address of the data plane");
+  app.add_option("--advertise-host", o.advertise_host, "Address peers dial (default: data host)");
+  app.add_option("--data-port", o.data_port, "Data-plane port (0: any)");
+  app.add_option("--gpu", o.gpu, "GPU id (-1: CPU)");
+  app.add_option("--chunk-bytes", o.chunk_bytes, "Largest message on the data plane");
+  app.add_option("--transport", o.transport, "tcp | auto");
+  CLI11_PARSE(app, argc, argv);
+  std::signal(SIGTERM, OnSignal);
+  std::signal(SIGINT, OnSignal);
+  const absl::Status status = mxport::worker::RunWorkerDaemon(o, &g_stop);
+  if (!status.ok()) {
+    std::cerr << "mxport-worker " << o.index << ": " << status.message() << "\n";
+    return 1;
+  }
+  return 0;
+}

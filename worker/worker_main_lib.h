@@ -1,0 +1,31 @@
+// The mxport-worker daemon, as a library so main.cc stays thin: binds the TCP data plane once,
+// registers with the coordinator under its stable index, follows the job's orders (see
+// worker_agent.h) and returns the job's outcome for this worker. SIGTERM stops it promptly.
+#ifndef MXPORT_WORKER_WORKER_MAIN_LIB_H_
+#define MXPORT_WORKER_WORKER_MAIN_LIB_H_
+
+#include <atomic>
+#include <string>
+
+#include "absl/status/status.h"
+
+namespace mxport::worker {
+
+struct DaemonOptions {
+  std::string coordinator;      // host:port of the coordinator's gRPC endpoint
+  std::string job_id;
+  int64_t index = -1;           // -1: from JOB_COMPLETION_INDEX
+  std::string data_host = "127.0.0.1";   // listen address of the data plane
+  std::string advertise_host;   // what peers dial (default data_host)
+  int data_port = 0;
+  int64_t gpu = -1;
+  uint64_t chunk_bytes = uint64_t{64} << 20;
+  std::string transport = "tcp";
+};
+
+// Runs until the job ends for this worker or `stop` becomes true.
+absl::Status RunWorkerDaemon(DaemonOptions options, std::atomic<bool>* stop);
+
+}  // namespace mxport::worker
+
+#endif  // MXPORT_WORKER_WORKER_MAIN_LIB_H_
