@@ -11,6 +11,8 @@
 
 #include "CLI/CLI.hpp"
 #include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "common/fs/file_system.h"
 #include "absl/time/time.h"
 #include "coordinator/rpc/server.h"
 #include "spdlog/spdlog.h"
@@ -20,7 +22,7 @@ int main(int argc, char** argv) {
   options.grpc_address = "0.0.0.0:50051";
   options.rest_port = 8080;
   options.db_path = "mxport-coordinator.db";
-  std::string token_file, log_level = "info";
+  std::string token_file, port_file, log_level = "info";
   double tick_seconds = 1, grace_seconds = 25;
 
   CLI::App app{"mxport coordinator: export jobs, workers, leases and commits"};
@@ -33,6 +35,7 @@ int main(int argc, char** argv) {
   app.add_option("--tick-interval", tick_seconds, "seconds between health sweeps");
   app.add_option("--shutdown-grace", grace_seconds, "seconds running calls get at shutdown");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error");
+  app.add_option("--port-file", port_file, "write {\"grpc\": port, \"rest\": port} here");
   CLI11_PARSE(app, argc, argv);
   spdlog::set_level(spdlog::level::from_str(log_level));
   options.tick_interval = absl::Seconds(tick_seconds);
@@ -64,6 +67,13 @@ int main(int argc, char** argv) {
                (*server)->grpc_port(), (*server)->rest_port(),
                options.db_path.empty() ? ":memory:" : options.db_path);
 
+  if (!port_file.empty()) {
+    const absl::Status written = mxport::fs::WriteFileAtomically(
+        *mxport::fs::PosixFileSystem(), port_file,
+        absl::StrCat("{\"grpc\": ", (*server)->grpc_port(), ", \"rest\": ",
+                     (*server)->rest_port(), "}\n"));
+    if (!written.ok()) spdlog::error("cannot write {}: {}", port_file, written.ToString());
+  }
   std::thread signal_thread([&] {
     int signal = 0;
     sigwait(&stop_signals, &signal);

@@ -166,7 +166,7 @@ absl::Status JobDriver::SendPlan(const std::string& job_id, JobState& state) {
   RETURN_IF_ERROR(coordinator_->jobs()
                       .UpdateProgress(job_id, gen, view.job.bytes_done, total,
                                       static_cast<int64_t>(committed.size()),
-                                      static_cast<int64_t>(state.plan->files.size()) + 1)
+                                      static_cast<int64_t>(state.plan->files.size()))
                       .status());
   RETURN_IF_ERROR(coordinator_->Advance(job_id, gen, JobPhase::kTransferring).status());
   mu_.Unlock();
@@ -211,6 +211,13 @@ absl::Status JobDriver::OnCommitted(const std::string& job_id, int64_t generatio
                                                     .dump(2) + "\n"});
     }
     order.sidecars.push_back({kIndexFile, state.plan->IndexJson().dump(2) + "\n"});
+    RETURN_IF_ERROR(coordinator_->jobs()
+                        .UpdateProgress(job_id, generation, view.job.bytes_done,
+                                        view.job.bytes_total,
+                                        static_cast<int64_t>(committed.size()),
+                                        static_cast<int64_t>(state.plan->files.size() +
+                                                             order.sidecars.size()))
+                        .status());
     Push(job_id, state.sidecar_writer, std::move(order));
     return absl::OkStatus();
   }

@@ -64,9 +64,9 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::Event>, public St
   grpc::Status StoppedStatus(int64_t after) {
     absl::MutexLock lock(&mu_);
     if (cancelled_) return grpc::Status(grpc::StatusCode::CANCELLED, "watch cancelled");
-    return grpc::Status(grpc::StatusCode::UNAVAILABLE,
-                        absl::StrCat("the coordinator is shutting down; resume with after_seq=",
-                                     after));
+    return grpc::Status(
+        grpc::StatusCode::UNAVAILABLE,
+        absl::StrCat("the coordinator is shutting down; resume with after_seq=", after));
   }
   bool stopped() {
     absl::MutexLock lock(&mu_);
@@ -128,8 +128,7 @@ grpc::ServerUnaryReactor* ExportServiceImpl::SubmitJob(grpc::CallbackServerConte
                                                        const v1::SubmitJobRequest* request,
                                                        v1::Job* response) {
   RpcTimer timer(options_.metrics, "/mxport.v1.ExportService/SubmitJob");
-  absl::StatusOr<JobView> view =
-      options_.coordinator->SubmitJob(JobSpecFromProto(request->spec()));
+  absl::StatusOr<JobView> view = options_.coordinator->SubmitJob(JobSpecFromProto(request->spec()));
   if (view.ok()) *response = JobViewToProto(*view, options_.clock->Now());
   return Reply(context, view.status());
 }

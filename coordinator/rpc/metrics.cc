@@ -9,12 +9,11 @@
 namespace mxport::coordinator::rpc {
 namespace {
 
-constexpr JobPhase kPhases[] = {JobPhase::kPending,    JobPhase::kScanning,
-                                JobPhase::kPlanned,    JobPhase::kTransferring,
-                                JobPhase::kFinalizing, JobPhase::kSucceeded,
-                                JobPhase::kFailed,     JobPhase::kCancelled};
-constexpr WorkerState kStates[] = {WorkerState::kHealthy, WorkerState::kStuck,
-                                   WorkerState::kLost, WorkerState::kDone};
+constexpr JobPhase kPhases[] = {
+    JobPhase::kPending,    JobPhase::kScanning,  JobPhase::kPlanned, JobPhase::kTransferring,
+    JobPhase::kFinalizing, JobPhase::kSucceeded, JobPhase::kFailed,  JobPhase::kCancelled};
+constexpr WorkerState kStates[] = {WorkerState::kHealthy, WorkerState::kStuck, WorkerState::kLost,
+                                   WorkerState::kDone};
 
 std::string Num(double v) { return absl::StrFormat("%.10g", v); }
 
@@ -58,8 +57,7 @@ void Metrics::ObserveRpc(absl::string_view method, double seconds) {
   auto it = rpcs_.find(method);
   if (it == rpcs_.end()) it = rpcs_.emplace(std::string(method), Histogram{}).first;
   Histogram& h = it->second;
-  const auto bucket =
-      std::lower_bound(kLatencyBuckets.begin(), kLatencyBuckets.end(), seconds);
+  const auto bucket = std::lower_bound(kLatencyBuckets.begin(), kLatencyBuckets.end(), seconds);
   if (bucket != kLatencyBuckets.end()) ++h.buckets[bucket - kLatencyBuckets.begin()];
   ++h.count;
   h.sum += seconds;
@@ -92,8 +90,7 @@ std::string Metrics::Render(const std::vector<JobView>& jobs, absl::Time now) co
       const auto n = std::count_if(v.workers.begin(), v.workers.end(),
                                    [&](const WorkerInfo& w) { return w.state == state; });
       Sample(&out, "mxport_workers",
-             absl::StrCat(JobLabel(v), ",state=\"", WorkerStateName(state), "\""),
-             absl::StrCat(n));
+             absl::StrCat(JobLabel(v), ",state=\"", WorkerStateName(state), "\""), absl::StrCat(n));
     }
   }
   Header(&out, "mxport_worker_heartbeat_age_seconds", "gauge",

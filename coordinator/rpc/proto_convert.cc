@@ -163,14 +163,12 @@ CommitRequest CommitRequestFromProto(const v1::CommitFileRequest& proto) {
 
 grpc::Status ToGrpcStatus(const absl::Status& status) {
   if (status.ok()) return grpc::Status::OK;
-  return grpc::Status(static_cast<grpc::StatusCode>(status.code()),
-                      std::string(status.message()));
+  return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()));
 }
 
 absl::Status FromGrpcStatus(const grpc::Status& status) {
   if (status.ok()) return absl::OkStatus();
-  return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
-                      status.error_message());
+  return absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message());
 }
 
 absl::StatusOr<std::string> MessageToJson(const google::protobuf::Message& message) {
@@ -180,8 +178,8 @@ absl::StatusOr<std::string> MessageToJson(const google::protobuf::Message& messa
   std::string out;
   const auto status = google::protobuf::util::MessageToJsonString(message, &out, options);
   if (!status.ok()) {
-    return absl::InternalError(absl::StrCat("cannot print ", message.GetTypeName(),
-                                            " as JSON: ", status.ToString()));
+    return absl::InternalError(
+        absl::StrCat("cannot print ", message.GetTypeName(), " as JSON: ", status.ToString()));
   }
   return out;
 }
@@ -194,10 +192,75 @@ absl::Status JsonToMessage(absl::string_view json, google::protobuf::Message* me
   const auto status = google::protobuf::util::JsonStringToMessage(input, message, options);
   if (!status.ok()) {
     return absl::InvalidArgumentError(absl::StrCat(context, ": not a valid ",
-                                                   message->GetTypeName(), " JSON: ",
-                                                   std::string(status.message())));
+                                                   message->GetTypeName(),
+                                                   " JSON: ", std::string(status.message())));
   }
   return absl::OkStatus();
+}
+
+v1::CoordinatorMessage OrderToProto(const Order& order) {
+  v1::CoordinatorMessage m;
+  m.set_generation(order.generation);
+  switch (order.kind) {
+    case Order::Kind::kAssign: {
+      v1::Assignment* a = m.mutable_assignment();
+      a->set_rank(order.rank);
+      a->set_world_size(order.world_size);
+      a->set_transport("tcp");
+      for (const std::string& p : order.peer_addresses) a->add_peer_addresses(p);
+      for (const ShardOrder& s : order.shards) {
+        v1::ShardRef* r = a->add_shards();
+        r->set_path(s.path);
+        r->set_tp(s.tp);
+        r->set_pp(s.pp);
+        r->set_ep(s.ep);
+        r->set_replica(s.replica);
+        r->set_replicas(s.replicas);
+      }
+      break;
+    }
+    case Order::Kind::kPlan: {
+      v1::PlanMessage* p = m.mutable_plan();
+      p->set_plan_json(order.plan);
+      for (const std::string& c : order.committed) p->add_committed(c);
+      p->set_sidecar_writer(order.sidecar_writer);
+      p->set_output_dir(order.output_dir);
+      break;
+    }
+    case Order::Kind::kFinalize: {
+      v1::Finalize* f = m.mutable_finalize();
+      f->set_output_dir(order.output_dir);
+      for (const auto& [name, bytes] : order.sidecars) {
+        v1::Sidecar* s = f->add_sidecars();
+        s->set_name(name);
+        s->set_content(bytes);
+      }
+      break;
+    }
+    case Order::Kind::kAbort:
+      m.mutable_abort()->set_reason(order.reason);
+      break;
+    case Order::Kind::kFinish:
+      m.mutable_finish()->set_message(order.reason);
+      break;
+  }
+  return m;
+}
+
+megatron::RankManifest ManifestFromProto(const v1::ManifestReport& proto) {
+  megatron::RankManifest m;
+  m.path = proto.path();
+  m.checkpoint_version = proto.checkpoint_version();
+  for (const v1::ManifestTensor& t : proto.tensors()) {
+    megatron::ManifestEntry e;
+    e.vp = megatron::VpRank(t.vp());
+    e.key = t.key();
+    // The proto enum is the DType table's order shifted by one (0 is UNSPECIFIED).
+    e.desc.dtype = static_cast<DType>(std::max(0, static_cast<int>(t.dtype()) - 1));
+    e.desc.shape.assign(t.shape().begin(), t.shape().end());
+    m.entries.push_back(std::move(e));
+  }
+  return m;
 }
 
 }  // namespace mxport::coordinator::rpc

@@ -21,6 +21,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "coordinator/core/coordinator.h"
+#include "coordinator/core/job_driver.h"
 #include "coordinator/core/types.h"
 #include "google/protobuf/message.h"
 #include "grpcpp/support/status.h"
@@ -43,6 +44,10 @@ std::string ShortLeaseResource(const std::string& job_id, const std::string& res
 // --- worker API ---
 v1::LeaseResponse LeaseToProto(const std::string& job_id, const Lease& lease);
 CommitRequest CommitRequestFromProto(const v1::CommitFileRequest& proto);
+
+// Orders to workers and the manifests they report.
+v1::CoordinatorMessage OrderToProto(const Order& order);
+megatron::RankManifest ManifestFromProto(const v1::ManifestReport& proto);
 
 // --- status ---
 // absl and gRPC codes are the same numbers; messages are kept as they are.

@@ -1,10 +1,12 @@
 #include "coordinator/rpc/rest_server.h"
 
-#include <csignal>
+#include <algorithm>
 #include <atomic>
+#include <csignal>
 #include <map>
 #include <thread>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -36,12 +38,27 @@ void SendMessage(httplib::Response& res, const google::protobuf::Message& messag
   res.set_content(*json, kJsonType);
 }
 
+// The values of query parameter `key`, split at the first '=' only (httplib's own parsing
+// keeps the last '='-separated piece, which loses "label=k=v").
+std::vector<std::string> QueryValues(const httplib::Request& req, absl::string_view key) {
+  std::vector<std::string> values;
+  const size_t question = req.target.find('?');
+  if (question == std::string::npos) return values;
+  const absl::string_view query = absl::string_view(req.target).substr(question + 1);
+  for (absl::string_view pair : absl::StrSplit(query, '&', absl::SkipEmpty())) {
+    std::pair<std::string, std::string> kv = absl::StrSplit(pair, absl::MaxSplits('=', 1));
+    if (httplib::detail::decode_url(kv.first, true) == key) {
+      values.push_back(httplib::detail::decode_url(kv.second, true));
+    }
+  }
+  return values;
+}
+
 // "label=k=v" query parameters (repeatable, or comma-separated) as a selector.
 absl::StatusOr<std::map<std::string, std::string>> LabelSelector(const httplib::Request& req) {
   std::map<std::string, std::string> selector;
-  for (size_t i = 0; i < req.get_param_value_count("label"); ++i) {
-    for (absl::string_view term : absl::StrSplit(req.get_param_value("label", i), ',',
-                                                 absl::SkipWhitespace())) {
+  for (const std::string& value : QueryValues(req, "label")) {
+    for (absl::string_view term : absl::StrSplit(value, ',', absl::SkipWhitespace())) {
       std::pair<std::string, std::string> kv = absl::StrSplit(term, absl::MaxSplits('=', 1));
       if (kv.first.empty() || !absl::StrContains(term, '=')) {
         return absl::InvalidArgumentError(
@@ -51,6 +68,19 @@ absl::StatusOr<std::map<std::string, std::string>> LabelSelector(const httplib::
     }
   }
   return selector;
+}
+
+// A JSON body for errors httplib raises itself (no route: 404, bad request: 400, ...).
+httplib::Server::HandlerResponse ErrorPage(const httplib::Request& req, httplib::Response& res) {
+  if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;  // ours already
+  const int status = res.status;
+  const absl::StatusCode code = status == 404  ? absl::StatusCode::kNotFound
+                                : status < 500 ? absl::StatusCode::kInvalidArgument
+                                               : absl::StatusCode::kInternal;
+  SendError(res,
+            absl::Status(code, absl::StrCat("HTTP ", status, " for ", req.method, " ", req.path)));
+  res.status = status;
+  return httplib::Server::HandlerResponse::Handled;
 }
 
 }  // namespace
@@ -113,17 +143,7 @@ void RestServer::Impl::Routes() {
     SendError(res, absl::UnauthenticatedError("missing or wrong bearer token"));
     return httplib::Server::HandlerResponse::Handled;
   });
-  server.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
-    if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
-    const absl::StatusCode code = res.status == 404 ? absl::StatusCode::kNotFound
-                                  : res.status < 500 ? absl::StatusCode::kInvalidArgument
-                                                     : absl::StatusCode::kInternal;
-    const int status = res.status;
-    SendError(res, absl::Status(code, absl::StrCat("HTTP ", status, " for ", req.method, " ",
-                                                   req.path)));
-    res.status = status;
-    return httplib::Server::HandlerResponse::Handled;
-  });
+  server.set_error_handler(httplib::Server::HandlerWithResponse(&ErrorPage));
   using Req = const httplib::Request&;
   using Res = httplib::Response&;
   server.Post("/v1/jobs", [this](Req req, Res res) { Submit(req, res); });
@@ -136,11 +156,11 @@ void RestServer::Impl::Routes() {
   server.Get("/healthz", [](Req, Res res) { res.set_content("ok\n", "text/plain"); });
   server.Get("/metrics", [this](Req, Res res) {
     RpcTimer timer(options.metrics, "GET /metrics");
-    res.set_content(options.metrics->Render(options.coordinator->ListJobs(),
-                                            options.clock->Now()),
+    res.set_content(options.metrics->Render(options.coordinator->ListJobs(), options.clock->Now()),
                     "text/plain; version=0.0.4; charset=utf-8");
   });
-  server.Get("/", [](Req, Res res) { res.set_content(kDashboardHtml, "text/html; charset=utf-8"); });
+  server.Get("/",
+             [](Req, Res res) { res.set_content(kDashboardHtml, "text/html; charset=utf-8"); });
 }
 
 void RestServer::Impl::Submit(const httplib::Request& req, httplib::Response& res) {
@@ -149,8 +169,8 @@ void RestServer::Impl::Submit(const httplib::Request& req, httplib::Response& re
   if (!body.ok()) return SendError(res, body.status());
   v1::SubmitJobRequest request;  // the body is a JobSpec, or a SubmitJobRequest {"spec": ...}
   const bool wrapped = body->is_object() && body->contains("spec");
-  absl::Status parsed = wrapped ? JsonToMessage(req.body, &request)
-                                : JsonToMessage(req.body, request.mutable_spec());
+  absl::Status parsed =
+      wrapped ? JsonToMessage(req.body, &request) : JsonToMessage(req.body, request.mutable_spec());
   if (!parsed.ok()) return SendError(res, parsed);
   absl::StatusOr<JobView> view = options.coordinator->SubmitJob(JobSpecFromProto(request.spec()));
   if (!view.ok()) return SendError(res, view.status());
@@ -196,9 +216,9 @@ bool RestServer::Impl::FollowStep(const std::string& job_id, int64_t* after,
   if (!job.ok()) return false;
   const bool terminal = IsTerminal(job->phase);
   absl::StatusOr<std::vector<Event>> events =
-      terminal ? options.coordinator->Events(job_id, *after)
-               : options.coordinator->WaitForEvents(job_id, *after,
-                                                    absl::Now() + options.follow_poll);
+      terminal
+          ? options.coordinator->Events(job_id, *after)
+          : options.coordinator->WaitForEvents(job_id, *after, absl::Now() + options.follow_poll);
   if (!events.ok()) return false;
   for (const Event& event : *events) {
     absl::StatusOr<std::string> line = MessageToJson(EventToProto(event));
@@ -215,8 +235,8 @@ void RestServer::Impl::Events(const httplib::Request& req, httplib::Response& re
   RpcTimer timer(options.metrics, "GET /v1/jobs/{id}/events");
   const std::string job_id = req.matches[1];
   int64_t after_seq = 0;
-  if (req.has_param("after_seq") && !absl::SimpleAtoi(req.get_param_value("after_seq"),
-                                                      &after_seq)) {
+  if (req.has_param("after_seq") &&
+      !absl::SimpleAtoi(req.get_param_value("after_seq"), &after_seq)) {
     return SendError(res, absl::InvalidArgumentError("after_seq must be an integer"));
   }
   const std::string follow = req.get_param_value("follow");
@@ -224,10 +244,10 @@ void RestServer::Impl::Events(const httplib::Request& req, httplib::Response& re
     absl::StatusOr<JobRecord> job = options.coordinator->jobs().Get(job_id);
     if (!job.ok()) return SendError(res, job.status());
     auto after = std::make_shared<int64_t>(after_seq);
-    res.set_chunked_content_provider(
-        kNdjsonType, [this, job_id, after](size_t, httplib::DataSink& sink) {
-          return FollowStep(job_id, after.get(), sink);
-        });
+    res.set_chunked_content_provider(kNdjsonType,
+                                     [this, job_id, after](size_t, httplib::DataSink& sink) {
+                                       return FollowStep(job_id, after.get(), sink);
+                                     });
     return;
   }
   std::string body;
@@ -255,6 +275,8 @@ absl::StatusOr<std::unique_ptr<RestServer>> RestServer::Start(Options options) {
   }
   auto impl = std::make_unique<Impl>(std::move(options));
   impl->Routes();
+  const size_t threads = std::max(impl->options.threads, 2);
+  impl->server.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
   impl->server.set_keep_alive_timeout(2);
   const std::string& host = impl->options.host;
   if (impl->options.port == 0) {
@@ -263,8 +285,8 @@ absl::StatusOr<std::unique_ptr<RestServer>> RestServer::Start(Options options) {
     impl->port = impl->server.bind_to_port(host, impl->options.port) ? impl->options.port : -1;
   }
   if (impl->port <= 0) {
-    return absl::UnavailableError(absl::StrCat("cannot bind the REST server to ", host, ":",
-                                               impl->options.port));
+    return absl::UnavailableError(
+        absl::StrCat("cannot bind the REST server to ", host, ":", impl->options.port));
   }
   Impl* raw = impl.get();
   impl->thread = std::thread([raw] {

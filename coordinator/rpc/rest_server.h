@@ -37,13 +37,15 @@ class RestServer {
  public:
   struct Options {
     std::string host = "0.0.0.0";
-    int port = 0;  // 0: any free port
+    int port = 0;              // 0: any free port
     std::string bearer_token;  // empty: no authentication
     Coordinator* coordinator = nullptr;
     Metrics* metrics = nullptr;  // required (it serves /metrics)
     Clock* clock = RealClock();  // for heartbeat ages
     // How long a follow stream waits for events before it looks for shutdown again.
     absl::Duration follow_poll = absl::Milliseconds(200);
+    // Connections served at once; each open follow stream holds one.
+    int threads = 32;
   };
 
   // InvalidArgument without a coordinator or metrics; Unavailable when the port cannot be

@@ -1,5 +1,7 @@
 #include "coordinator/rpc/server.h"
 
+#include "coordinator/core/job_driver.h"
+
 #include <thread>
 #include <utility>
 
@@ -37,6 +39,7 @@ struct CoordinatorServer::Impl {
   Options options;
   std::unique_ptr<Store> store;
   std::unique_ptr<Coordinator> coordinator;
+  std::unique_ptr<JobDriver> driver;
   Metrics metrics;
   StreamSet streams;
   std::unique_ptr<ExportServiceImpl> export_service;
@@ -72,11 +75,13 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(Opti
   core.stall_after = o.stall_after;
   core.lease_duration = o.lease_duration;
   ASSIGN_OR_RETURN(impl->coordinator, Coordinator::Create(std::move(core)));
+  impl->driver = std::make_unique<JobDriver>(impl->coordinator.get(), o.fs);
 
-  impl->export_service = std::make_unique<ExportServiceImpl>(ExportServiceImpl::Options{
-      impl->coordinator.get(), &impl->streams, &impl->metrics, o.clock});
+  impl->export_service = std::make_unique<ExportServiceImpl>(
+      ExportServiceImpl::Options{impl->coordinator.get(), &impl->streams, &impl->metrics, o.clock});
   impl->worker_service = std::make_unique<WorkerServiceImpl>(WorkerServiceImpl::Options{
-      impl->coordinator.get(), &impl->streams, &impl->metrics, o.heartbeat_ttl / 3});
+      impl->coordinator.get(), &impl->streams, &impl->metrics, o.heartbeat_ttl / 3,
+      impl->driver.get()});
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -104,9 +109,9 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(Opti
   }
 
   if (o.rest_port >= 0) {
-    absl::StatusOr<std::unique_ptr<RestServer>> rest = RestServer::Start(
-        {o.rest_host, o.rest_port, o.bearer_token, impl->coordinator.get(), &impl->metrics,
-         o.clock});
+    absl::StatusOr<std::unique_ptr<RestServer>> rest =
+        RestServer::Start({o.rest_host, o.rest_port, o.bearer_token, impl->coordinator.get(),
+                           &impl->metrics, o.clock});
     if (!rest.ok()) {
       impl->server->Shutdown();
       return rest.status();
@@ -118,6 +123,7 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(Opti
     impl->ticker = std::thread([raw] {
       while (!raw->stop_ticking.WaitForNotificationWithTimeout(raw->options.tick_interval)) {
         raw->coordinator->Tick();
+        raw->driver->OnTick();
       }
     });
   }

@@ -78,16 +78,29 @@ class SessionReactor final
     }
     StartRead(&in_);
     absl::MutexLock lock(&mu_);
-    auto woken = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-      return !read_pending_ || stopped_;
-    };
+    auto woken = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return !read_pending_ || stopped_; };
     mu_.Await(absl::Condition(&woken));
     if (read_pending_) return ReadResult::kStopped;  // Finish completes the read
     if (read_ok_) return ReadResult::kMessage;
     return stopped_ ? ReadResult::kStopped : ReadResult::kClosed;
   }
 
+  // Sends the driver's orders for this worker as they come (one writer at a time).
+  void PumpOrders() {
+    while (true) {
+      {
+        absl::MutexLock lock(&mu_);
+        if (stopped_ || pump_stop_) return;
+      }
+      for (const Order& order : options_.driver->TakeOrders(
+               job_id_, index_, absl::Now() + absl::Milliseconds(200))) {
+        if (!Write(OrderToProto(order)).ok()) return;
+      }
+    }
+  }
+
   absl::Status Write(const v1::CoordinatorMessage& message) {
+    absl::MutexLock serial(&write_serial_mu_);
     {
       absl::MutexLock lock(&mu_);
       if (stopped_) return absl::CancelledError("session stopped");
@@ -96,7 +109,8 @@ class SessionReactor final
     out_ = message;
     StartWrite(&out_);
     absl::MutexLock lock(&mu_);
-    mu_.Await(absl::Condition(+[](bool* pending) { return !*pending; }, &write_pending_));
+    mu_.Await(absl::Condition(
+        +[](bool* pending) { return !*pending; }, &write_pending_));
     return write_ok_ ? absl::OkStatus() : absl::CancelledError("session broken");
   }
 
@@ -110,6 +124,9 @@ class SessionReactor final
     if (job_id_.empty()) {  // the first message names the worker
       job_id_ = in.job_id();
       index_ = in.worker_index();
+      if (options_.driver != nullptr) {
+        pump_ = std::thread([this] { PumpOrders(); });
+      }
     }
     Coordinator& c = *options_.coordinator;
     switch (in.body_case()) {
@@ -129,22 +146,39 @@ class SessionReactor final
         return Write(reply);
       }
       case v1::WorkerMessage::kFailure:
-        return Record("worker_failed", absl::StrCat("generation ", in.generation(), ": ",
-                                                    in.failure().message()));
+        if (options_.driver != nullptr) {
+          options_.driver
+              ->OnWorkerFailed(job_id_, in.generation(), index_, in.failure().message())
+              .IgnoreError();
+        }
+        return Record("worker_failed",
+                      absl::StrCat("generation ", in.generation(), ": ", in.failure().message()));
       case v1::WorkerMessage::kDone:
         c.workers().MarkDone(job_id_, index_).IgnoreError();
         return Record("worker_done", absl::StrCat("generation ", in.generation(), " done"));
       case v1::WorkerMessage::kAbortAck:
         return Record("abort_ack",
                       absl::StrCat("aborted generation ", in.abort_ack().aborted_generation()));
-      case v1::WorkerMessage::kManifest:  // consumed by the orchestration layer
-      case v1::WorkerMessage::BODY_NOT_SET:
-        return absl::OkStatus();
+      case v1::WorkerMessage::kManifest:
+        if (options_.driver == nullptr) return absl::OkStatus();
+        return options_.driver->OnManifest(job_id_, in.generation(),
+                                           ManifestFromProto(in.manifest()));
+      case v1::WorkerMessage::BODY_NOT_SET: return absl::OkStatus();
     }
     return absl::OkStatus();
   }
 
   grpc::Status Loop() {
+    grpc::Status status = ReadLoop();
+    {
+      absl::MutexLock lock(&mu_);
+      pump_stop_ = true;
+    }
+    if (pump_.joinable()) pump_.join();
+    return status;
+  }
+
+  grpc::Status ReadLoop() {
     while (true) {
       switch (Read()) {
         case ReadResult::kStopped:
@@ -153,8 +187,7 @@ class SessionReactor final
         case ReadResult::kClosed:
           if (context_->IsCancelled()) return SessionLost();
           return grpc::Status::OK;
-        case ReadResult::kMessage:
-          break;
+        case ReadResult::kMessage: break;
       }
       const absl::Status s = Handle(in_);
       if (s.code() == absl::StatusCode::kCancelled && context_->IsCancelled()) {
@@ -183,6 +216,9 @@ class SessionReactor final
   bool read_ok_ ABSL_GUARDED_BY(mu_) = true;
   bool write_pending_ ABSL_GUARDED_BY(mu_) = false;
   bool write_ok_ ABSL_GUARDED_BY(mu_) = true;
+  bool pump_stop_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Mutex write_serial_mu_;
+  std::thread pump_;
 };
 
 }  // namespace
@@ -194,12 +230,15 @@ grpc::ServerUnaryReactor* WorkerServiceImpl::Register(grpc::CallbackServerContex
   absl::StatusOr<Coordinator::Registration> r = options_.coordinator->RegisterWorker(
       request->job_id(), request->worker_index(), request->data_address(), request->host(),
       request->gpu());
+  if (r.ok() && options_.driver != nullptr) {
+    const absl::Status s = options_.driver->OnRegistered(request->job_id(), request->worker_index());
+    if (!s.ok()) return Reply(context, s);
+  }
   if (r.ok()) {
     response->set_generation(r->generation);
     response->set_session(r->session);
     response->set_workers_expected(r->workers_expected);
-    response->set_heartbeat_interval_seconds(
-        absl::ToDoubleSeconds(options_.heartbeat_interval));
+    response->set_heartbeat_interval_seconds(absl::ToDoubleSeconds(options_.heartbeat_interval));
   }
   return Reply(context, r.status());
 }
@@ -237,7 +276,13 @@ grpc::ServerUnaryReactor* WorkerServiceImpl::CommitFile(grpc::CallbackServerCont
   RpcTimer timer(options_.metrics, "/mxport.v1.WorkerService/CommitFile");
   absl::StatusOr<CommitResult> result = options_.coordinator->CommitFile(
       request->job_id(), request->generation(), CommitRequestFromProto(*request));
-  if (result.ok()) response->set_already_committed(result->already_committed);
+  if (result.ok()) {
+    response->set_already_committed(result->already_committed);
+    if (options_.driver != nullptr) {
+      const absl::Status s = options_.driver->OnCommitted(request->job_id(), request->generation());
+      if (!s.ok()) return Reply(context, s);
+    }
+  }
   return Reply(context, result.status());
 }
 

@@ -21,6 +21,7 @@
 
 #include "absl/time/time.h"
 #include "coordinator/core/coordinator.h"
+#include "coordinator/core/job_driver.h"
 #include "coordinator/rpc/metrics.h"
 #include "coordinator/rpc/stream_set.h"
 #include "mxport/v1/worker.grpc.pb.h"
@@ -35,6 +36,9 @@ class WorkerServiceImpl final : public v1::WorkerService::CallbackService {
     Metrics* metrics = nullptr;  // optional
     // Told to workers at Register (a third of the coordinator's heartbeat TTL, say).
     absl::Duration heartbeat_interval = absl::Seconds(5);
+    // Orchestration: orders for the workers, fed by registrations, manifests and commits.
+    // Optional (without it the service only tracks health, leases and commits).
+    JobDriver* driver = nullptr;
   };
   explicit WorkerServiceImpl(Options options) : options_(std::move(options)) {}
 

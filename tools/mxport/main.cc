@@ -4,6 +4,7 @@
 
 #include "CLI/CLI.hpp"
 #include "tools/mxport/inspect_command.h"
+#include "tools/mxport/local_run_command.h"
 #include "tools/mxport/export_command.h"
 #include "tools/mxport/plan_command.h"
 
@@ -45,6 +46,18 @@ int main(int argc, char** argv) {
   export_cmd->add_option("--output", export_options.output_dir, "Output directory")->required();
   export_cmd->add_flag("--overwrite", export_options.overwrite, "Replace an existing export");
 
+  mxport::cli::LocalRunOptions local;
+  CLI::App* local_cmd = app.add_subcommand(
+      "local-run", "Run a coordinator and N workers on this machine and export");
+  local_cmd->add_option("--source", local.source, "Megatron save dir")->required();
+  local_cmd->add_option("--output", local.output, "Output directory")->required();
+  local_cmd->add_option("--workers", local.workers, "Number of worker processes");
+  local_cmd->add_option("--hf-config", local.hf_config, "HF directory (config.json, sidecars)");
+  local_cmd->add_option("--arch", local.architecture, "HF architecture");
+  local_cmd->add_option("--max-shard-size", local.max_shard_size, "e.g. 5GB");
+  local_cmd->add_option("--transport", local.transport, "tcp (nccl needs GPU workers)");
+  local_cmd->add_option("--job-id", local.job_id, "Job id (default local-<time>)");
+
   CLI11_PARSE(app, argc, argv);
   if (iteration >= 0) {
     plan.request.iteration = iteration;
@@ -55,6 +68,7 @@ int main(int argc, char** argv) {
   if (*inspect_cmd) status = mxport::cli::RunInspect(inspect, std::cout);
   if (*plan_cmd) status = mxport::cli::RunPlan(plan, std::cout);
   if (*export_cmd) status = mxport::cli::RunExport(export_options, std::cout);
+  if (*local_cmd) status = mxport::cli::RunLocal(local, std::cout);
   if (!status.ok()) {
     std::cerr << "mxport: " << status.message() << "\n";
     return 1;

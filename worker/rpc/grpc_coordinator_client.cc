@@ -205,6 +205,7 @@ class GrpcClient : public CoordinatorClient {
     reader_ = std::thread([this, stream = stream_.get()] {
       pb::CoordinatorMessage m;
       while (stream->Read(&m)) {
+        if (m.body_case() == pb::CoordinatorMessage::BODY_NOT_SET) continue;  // a heartbeat ack
         absl::MutexLock lock(&mu_);
         orders_.push_back(FromProto(m));
       }

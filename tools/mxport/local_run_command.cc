@@ -1,0 +1,179 @@
+#include "tools/mxport/local_run_command.h"
+
+#include <grpcpp/grpcpp.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <climits>
+#include <cstdlib>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "common/base/status_macros.h"
+#include "common/fs/file_system.h"
+#include "common/json/json.h"
+#include "mxport/v1/export.grpc.pb.h"
+#include "tools/mxport/plan_command.h"
+
+extern char** environ;
+
+namespace mxport::cli {
+namespace {
+
+namespace pb = ::mxport::v1;
+
+// Child processes, stopped (SIGTERM, then SIGKILL) when this goes out of scope.
+class Children {
+ public:
+  ~Children() {
+    for (pid_t pid : pids_) kill(pid, SIGTERM);
+    for (pid_t pid : pids_) {
+      int status = 0;
+      for (int i = 0; i < 50 && waitpid(pid, &status, WNOHANG) == 0; ++i) {
+        absl::SleepFor(absl::Milliseconds(100));
+      }
+      if (waitpid(pid, &status, WNOHANG) == 0) {
+        kill(pid, SIGKILL);
+        waitpid(pid, &status, 0);
+      }
+    }
+  }
+  absl::Status Spawn(const std::vector<std::string>& argv) {
+    std::vector<char*> args;
+    for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    pid_t pid = 0;
+    const int rc = posix_spawn(&pid, args[0], nullptr, nullptr, args.data(), environ);
+    if (rc != 0) {
+      return absl::InternalError(absl::StrCat("cannot start ", argv[0], ": ", strerror(rc)));
+    }
+    pids_.push_back(pid);
+    return absl::OkStatus();
+  }
+
+ private:
+  std::vector<pid_t> pids_;
+};
+
+std::string BinDir() {
+  char path[PATH_MAX] = {};
+  const ssize_t n = readlink("/proc/self/exe", path, sizeof(path) - 1);
+  return n > 0 ? fs::Dirname(std::string(path, n)) : ".";
+}
+
+std::string Absolute(const std::string& path) {
+  if (path.empty() || path[0] == '/') return path;
+  char cwd[PATH_MAX] = {};
+  return getcwd(cwd, sizeof(cwd)) != nullptr ? fs::JoinPath(cwd, path) : path;
+}
+
+std::string Human(double bytes) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  int u = 0;
+  while (bytes >= 1024 && u < 4) {
+    bytes /= 1024;
+    ++u;
+  }
+  return absl::StrFormat("%.1f %s", bytes, units[u]);
+}
+
+}  // namespace
+
+absl::Status RunLocal(const LocalRunOptions& options, std::ostream& out) {
+  if (options.workers < 1) return absl::InvalidArgumentError("--workers must be at least 1");
+  if (options.transport != "tcp" && options.transport != "auto") {
+    return absl::UnimplementedError(
+        absl::StrCat("transport '", options.transport, "' is not available in local-run"));
+  }
+  char templ[] = "/tmp/mxport-local-XXXXXX";
+  if (mkdtemp(templ) == nullptr) return absl::InternalError("mkdtemp failed");
+  const std::string tmp = templ;
+  const std::string bin = BinDir();
+  Children children;
+  RETURN_IF_ERROR(children.Spawn({bin + "/mxport-coordinator", "--grpc-address", "127.0.0.1:0",
+                                  "--rest-port", "0", "--db", tmp + "/state.db", "--port-file",
+                                  tmp + "/ports.json", "--tick-interval", "1", "--log-level",
+                                  "warn"}));
+  // Wait for the coordinator to say where it listens.
+  int grpc_port = 0;
+  for (int i = 0; i < 300 && grpc_port == 0; ++i) {
+    auto text = fs::ReadFileToString(*fs::PosixFileSystem(), tmp + "/ports.json");
+    if (text.ok()) {
+      auto j = ParseJson(*text, "ports.json");
+      if (j.ok()) grpc_port = (*j)["grpc"].get<int>();
+    }
+    if (grpc_port == 0) absl::SleepFor(absl::Milliseconds(100));
+  }
+  if (grpc_port == 0) return absl::UnavailableError("the coordinator did not start");
+  const std::string address = absl::StrCat("127.0.0.1:", grpc_port);
+  auto stub = pb::ExportService::NewStub(
+      grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+
+  pb::SubmitJobRequest submit;
+  pb::JobSpec* spec = submit.mutable_spec();
+  const std::string job_id = options.job_id.empty()
+                                 ? absl::StrCat("local-", absl::ToUnixSeconds(absl::Now()))
+                                 : options.job_id;
+  spec->set_job_id(job_id);
+  spec->set_source_path(Absolute(options.source));
+  spec->set_output_path(Absolute(options.output));
+  spec->set_hf_config_dir(Absolute(options.hf_config));
+  spec->set_architecture(options.architecture);
+  spec->set_workers_expected(options.workers);
+  spec->set_transport(options.transport);
+  if (!options.max_shard_size.empty()) {
+    ASSIGN_OR_RETURN(uint64_t size, ParseByteSize(options.max_shard_size));
+    spec->set_max_shard_size(size);
+  }
+  pb::Job job;
+  {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(30)));
+    const grpc::Status s = stub->SubmitJob(&ctx, submit, &job);
+    if (!s.ok()) {
+      return absl::Status(static_cast<absl::StatusCode>(s.error_code()), s.error_message());
+    }
+  }
+  for (int w = 0; w < options.workers; ++w) {
+    RETURN_IF_ERROR(children.Spawn({bin + "/mxport-worker", "--coordinator", address, "--job",
+                                    job_id, "--index", absl::StrCat(w)}));
+  }
+  out << "job " << job_id << ": " << options.workers << " workers, coordinator " << address
+      << "\n";
+  const absl::Time deadline = absl::Now() + absl::Seconds(options.timeout_seconds);
+  while (absl::Now() < deadline) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
+    pb::GetJobRequest get;
+    get.set_job_id(job_id);
+    if (stub->GetJob(&ctx, get, &job).ok()) {
+      const double total = static_cast<double>(job.bytes_total());
+      const double done = static_cast<double>(job.bytes_done());
+      const int width = 30;
+      const int filled = total > 0 ? static_cast<int>(width * std::min(1.0, done / total)) : 0;
+      out << "\r" << absl::StrFormat("%-12s [%s%s] %s / %s  %s/s  files %d/%d",
+                                     pb::JobPhase_Name(job.phase()), std::string(filled, '#'),
+                                     std::string(width - filled, '.'), Human(done),
+                                     Human(total), Human(job.bytes_per_second()),
+                                     job.files_committed(), job.files_total())
+          << std::flush;
+      if (job.phase() == pb::SUCCEEDED || job.phase() == pb::FAILED ||
+          job.phase() == pb::CANCELLED) {
+        break;
+      }
+    }
+    absl::SleepFor(absl::Milliseconds(200));  // a progress display refresh, not a test timing
+  }
+  out << "\n";
+  if (job.phase() != pb::SUCCEEDED) {
+    return absl::AbortedError(absl::StrCat("job ", job_id, " ended ",
+                                           pb::JobPhase_Name(job.phase()), ": ", job.message()));
+  }
+  out << "exported to " << options.output << " (" << job.committed_size() << " files committed)\n";
+  return absl::OkStatus();
+}
+
+}  // namespace mxport::cli
