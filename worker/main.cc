@@ -24,6 +24,7 @@ int main(int argc, char** argv) {
   app.add_option("--gpu", o.gpu, "GPU id (-1: CPU)");
   app.add_option("--chunk-bytes", o.chunk_bytes, "Largest message on the data plane");
   app.add_option("--transport", o.transport, "tcp | auto");
+  app.add_option("--max-read-rate", o.max_bytes_per_second, "Read pacing in bytes/s (0: none)");
   CLI11_PARSE(app, argc, argv);
   std::signal(SIGTERM, OnSignal);
   std::signal(SIGINT, OnSignal);

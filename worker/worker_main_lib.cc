@@ -50,6 +50,7 @@ absl::Status RunWorkerDaemon(DaemonOptions options, std::atomic<bool>* stop) {
   agent_options.fs = fs::PosixFileSystem();
   agent_options.client = client.get();
   agent_options.chunk_bytes = options.chunk_bytes;
+  agent_options.max_bytes_per_second = options.max_bytes_per_second;
   transport::TcpListener* l = listener.get();
   agent_options.make_transport = [l](int64_t generation, int rank,
                                      const std::vector<std::string>& peers)

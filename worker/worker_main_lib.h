@@ -20,6 +20,7 @@ struct DaemonOptions {
   int data_port = 0;
   int64_t gpu = -1;
   uint64_t chunk_bytes = uint64_t{64} << 20;
+  uint64_t max_bytes_per_second = 0;
   std::string transport = "tcp";
 };
 

@@ -43,6 +43,13 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(Options options
       WorkerRegistry::Options{o.clock, o.heartbeat_ttl, o.stall_after});
   c->committer_ = std::make_unique<Committer>(
       Committer::Options{o.fs, o.store, c->leases_.get(), o.clock, o.verify_commit_hash});
+  // A restarted coordinator has no sessions, leases or plans in memory: every running job
+  // starts a new generation, so its workers register again and skip what was committed.
+  for (const JobRecord& job : c->jobs_->List()) {
+    if (IsTerminal(job.phase) || job.phase == JobPhase::kPending) continue;
+    RETURN_IF_ERROR(
+        c->jobs_->NewGeneration(job.spec.job_id, "the coordinator restarted").status());
+  }
   return c;
 }
 

@@ -90,6 +90,8 @@ absl::Status PlanExecutor::Write(const Piece& chunk, absl::string_view rows) {
 absl::Status PlanExecutor::ReadAndSend() {
   const ExportPlan& plan = *options_.plan;
   exporter::SourceReader reader(*options_.fs, plan);
+  const absl::Time start = absl::Now();
+  uint64_t read = 0;
   for (size_t i = 0; i < plan.pieces.size(); ++i) {
     if (roles_.piece_reader[i] != rank_) continue;
     const Piece& piece = plan.pieces[i];
@@ -98,6 +100,12 @@ absl::Status PlanExecutor::ReadAndSend() {
     const int writer = roles_.file_writer[t.file];
     RETURN_IF_ERROR(ForEachChunk(piece, [&](const Piece& chunk) -> absl::Status {
       ASSIGN_OR_RETURN(std::string rows, reader.ReadRows(chunk));
+      read += rows.size();
+      if (options_.max_bytes_per_second > 0) {  // pacing: wait until the budget allows
+        const absl::Time due =
+            start + absl::Seconds(static_cast<double>(read) / options_.max_bytes_per_second);
+        if (due > absl::Now()) absl::SleepFor(due - absl::Now());
+      }
       if (writer == rank_) return Write(chunk, rows);  // local: no copy through the transport
       RETURN_IF_ERROR(options_.transport->Send(writer, rows));
       bytes_sent_ += rows.size();

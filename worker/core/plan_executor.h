@@ -52,6 +52,8 @@ class PlanExecutor {
     const exporter::ExportPlan* plan = nullptr;
     std::string staging_dir;  // created if missing; staged files go here
     uint64_t chunk_bytes = uint64_t{64} << 20;
+    // Paces reading to at most this rate (shared storage, or to watch a job); 0: unlimited.
+    uint64_t max_bytes_per_second = 0;
     std::set<std::string> skip_files;
     // Called for each finished, synced file (on a writer thread); an error fails the run.
     std::function<absl::Status(const StagedFile&)> publish;

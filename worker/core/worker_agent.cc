@@ -32,8 +32,23 @@ absl::Status WorkerAgent::Run() {
       orders.swap(pending_);
     }
     if (orders.empty()) {
-      ASSIGN_OR_RETURN(orders, options_.client->NextOrders(options_.job_id, options_.index,
-                                                           absl::Now() + options_.poll));
+      absl::StatusOr<std::vector<Order>> next = options_.client->NextOrders(
+          options_.job_id, options_.index, absl::Now() + options_.poll);
+      if (next.status().code() == absl::StatusCode::kUnavailable) {
+        // The coordinator went away (restarting?): drop this generation and register again;
+        // the client retries until it answers.
+        AbortTransport();
+        {
+          absl::MutexLock lock(&mu_);
+          transport_.reset();
+        }
+        ASSIGN_OR_RETURN(generation_, options_.client->Register(
+                                          options_.job_id, options_.index,
+                                          options_.data_address));
+        continue;
+      }
+      if (!next.ok()) return next.status();
+      orders = std::move(*next);
     }
     for (const Order& order : orders) {
       if (stop_) break;
@@ -131,6 +146,7 @@ absl::Status WorkerAgent::Execute(const Order& order) {
   o.staging_dir = fs::JoinPath(order.output_dir, absl::StrCat(".staging/g", order.generation,
                                                               "-w", options_.index));
   o.chunk_bytes = options_.chunk_bytes;
+  o.max_bytes_per_second = options_.max_bytes_per_second;
   o.skip_files.insert(order.committed.begin(), order.committed.end());
   o.publish = [&](const StagedFile& f) {
     return StageAndCommit(order.generation, absl::StrCat("files/", f.name), order.output_dir,

@@ -65,6 +65,7 @@ class WorkerAgent {
     CoordinatorClient* client = nullptr;
     TransportFactory make_transport;
     uint64_t chunk_bytes = uint64_t{64} << 20;
+    uint64_t max_bytes_per_second = 0;  // read pacing; 0: unlimited
     absl::Duration poll = absl::Seconds(1);
     // Test hook: called before each file is committed; an error stops the worker as if it died.
     std::function<absl::Status(const std::string& file)> before_commit;
