@@ -6,7 +6,7 @@
 // strict_globals, and walks what it returns. Errors are expected; crashes, sanitizer reports,
 // leaks, timeouts and running out of memory are the findings. Limits keep memory bounded:
 // 1 MiB of pickle, 1e6 values, 16 MiB per zip read.
-// Seed corpus: fuzz/corpus/torch (small real torch.save files from tests/fixtures/torch211,
+// Seed corpus: fuzz/corpus/torch_file (small real torch.save files from tests/fixtures/torch211,
 // hostile fixtures, zip variants from tests/fixtures/zip_variants, bare data.pkl pickles).
 #include <cstddef>
 #include <cstdint>
