@@ -34,6 +34,8 @@ done
 
 echo "== benchmarks"
 ./build/bin/plan_benchmark
+./build/bin/coordinator_load_benchmark build/bin "${MXPORT_LOAD_WORKERS:-500}" 50 \
+  "${MXPORT_LOAD_SECONDS:-60}"
 
 echo "== tests (ctest)"
 cd build

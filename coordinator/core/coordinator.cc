@@ -92,6 +92,11 @@ absl::StatusOr<JobView> Coordinator::View(const JobRecord& job) {
   }
   ASSIGN_OR_RETURN(view.committed, options_.store->Commits(job.spec.job_id));
   absl::MutexLock lock(&mu_);
+  if (auto it = live_progress_.find(job.spec.job_id);
+      it != live_progress_.end() && !IsTerminal(job.phase)) {
+    view.job.bytes_done = it->second.first;
+    view.job.bytes_total = std::max(it->second.second, view.job.bytes_total);
+  }
   if (auto it = meters_.find(job.spec.job_id); it != meters_.end()) {
     view.bytes_per_second = it->second.bytes_per_second();
     const absl::Duration eta = it->second.Eta(job.bytes_total);
@@ -189,10 +194,21 @@ absl::Status Coordinator::Heartbeat(const std::string& job_id, int64_t generatio
     done += w.bytes_done;
     total += w.bytes_total;
   }
+  // Progress lives in memory; the store gets it at most every progress_persist_interval, so
+  // heartbeats never wait for a disk flush.
+  bool persist = false;
+  const absl::Time now = options_.clock->Now();
   {
     absl::MutexLock lock(&mu_);
-    meters_[job_id].Observe(options_.clock->Now(), done);
+    meters_[job_id].Observe(now, done);
+    live_progress_[job_id] = {done, total};
+    absl::Time& last = persisted_at_[job_id];
+    if (now - last >= options_.progress_persist_interval) {
+      last = now;
+      persist = true;
+    }
   }
+  if (!persist) return absl::OkStatus();
   ASSIGN_OR_RETURN(JobRecord job, jobs_->Get(job_id));
   return jobs_->UpdateProgress(job_id, generation, done, total, job.files_committed,
                                job.files_total)

@@ -49,6 +49,8 @@ class Coordinator {
     absl::Duration stall_after = absl::Minutes(2);
     absl::Duration lease_duration = absl::Seconds(60);
     bool verify_commit_hash = true;
+    // Heartbeat progress is kept in memory and written to the store at most this often.
+    absl::Duration progress_persist_interval = absl::Seconds(5);
   };
 
   static absl::StatusOr<std::unique_ptr<Coordinator>> Create(Options options);
@@ -112,6 +114,8 @@ class Coordinator {
   absl::Mutex mu_;
   std::map<std::pair<std::string, int64_t>, std::string> nccl_ids_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, ThroughputMeter> meters_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, std::pair<uint64_t, uint64_t>> live_progress_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, absl::Time> persisted_at_ ABSL_GUARDED_BY(mu_);
 };
 
 // Normalises an absolute path ("/a/./b/../c" -> "/a/c"); InvalidArgument when relative.

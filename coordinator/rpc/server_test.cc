@@ -259,7 +259,10 @@ TEST_F(ServerTest, SessionAnswersHeartbeatsAndAbortsOldGenerations) {
   failure.mutable_failure()->set_message("disk full");
   ASSERT_TRUE(stream->Write(failure));
   ASSERT_TRUE(stream->WritesDone());
-  EXPECT_FALSE(stream->Read(&reply));
+  // The failure fails the job: the worker is told to finish, then the stream closes.
+  bool told_to_finish = false;
+  while (stream->Read(&reply)) told_to_finish |= reply.has_finish();
+  EXPECT_TRUE(told_to_finish);
   const grpc::Status status = stream->Finish();
   EXPECT_TRUE(status.ok()) << status.error_message();
 
@@ -267,6 +270,8 @@ TEST_F(ServerTest, SessionAnswersHeartbeatsAndAbortsOldGenerations) {
   ASSERT_EQ(job.workers_size(), 1);
   EXPECT_EQ(job.workers(0).bytes_done(), 10);
   EXPECT_EQ(job.workers(0).activity(), "scanning");
+  EXPECT_EQ(job.phase(), v1::FAILED);
+  EXPECT_THAT(job.message(), HasSubstr("disk full"));
   ASSERT_OK_AND_ASSIGN(std::vector<Event> events, server_->coordinator().Events("a", 0));
   ASSERT_FALSE(events.empty());
   EXPECT_EQ(events.back().type, "worker_failed");
