@@ -10,6 +10,7 @@ PACKAGES=(
   libspdlog-dev libfmt-dev nlohmann-json3-dev libgtest-dev libgmock-dev libbenchmark-dev
   libsqlite3-dev libcpp-httplib-dev libcli11-dev zlib1g-dev libssl-dev
   python3-torch python3-numpy python3-grpcio python3-grpc-tools
+  chromium
 )
 
 missing=()

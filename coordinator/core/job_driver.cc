@@ -98,6 +98,12 @@ absl::Status JobDriver::Start(const std::string& job_id, JobState& state, const 
         state.sidecar_writer = w;
       }
     }
+    std::vector<std::string> coordinates;
+    for (const ShardOrder& s : order.shards) {
+      coordinates.push_back(absl::StrCat("tp", s.tp, " pp", s.pp, " ep", s.ep,
+                                         s.replicas > 1 ? absl::StrCat(" r", s.replica) : ""));
+    }
+    coordinator_->workers().SetCoordinates(job_id, w, std::move(coordinates));
     Push(job_id, w, std::move(order));
   }
   RETURN_IF_ERROR(coordinator_->jobs()

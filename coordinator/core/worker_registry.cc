@@ -63,6 +63,9 @@ absl::Status WorkerRegistry::Heartbeat(const std::string& job_id, int64_t index,
   const absl::Time now = options_.clock->Now();
   w.last_heartbeat = now;
   if (bytes_done != w.bytes_done || bytes_total != w.bytes_total) w.last_progress = now;
+  ThroughputMeter& meter = meters_[{job_id, index}];
+  meter.Observe(now, bytes_done);
+  w.bytes_per_second = meter.bytes_per_second();
   w.bytes_done = bytes_done;
   w.bytes_total = bytes_total;
   w.activity = activity;
@@ -79,6 +82,13 @@ absl::Status WorkerRegistry::MarkDone(const std::string& job_id, int64_t index) 
   }
   it->second.state = WorkerState::kDone;
   return absl::OkStatus();
+}
+
+void WorkerRegistry::SetCoordinates(const std::string& job_id, int64_t index,
+                                    std::vector<std::string> coordinates) {
+  absl::MutexLock lock(&mu_);
+  auto it = workers_.find({job_id, index});
+  if (it != workers_.end()) it->second.coordinates = std::move(coordinates);
 }
 
 std::vector<WorkerChange> WorkerRegistry::Sweep() {
@@ -117,6 +127,7 @@ std::vector<WorkerInfo> WorkerRegistry::Workers(const std::string& job_id) {
 void WorkerRegistry::RemoveJob(const std::string& job_id) {
   absl::MutexLock lock(&mu_);
   std::erase_if(workers_, [&](const auto& e) { return e.first.first == job_id; });
+  std::erase_if(meters_, [&](const auto& e) { return e.first.first == job_id; });
 }
 
 void ThroughputMeter::Observe(absl::Time now, uint64_t bytes_done) {

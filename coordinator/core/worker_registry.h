@@ -43,39 +43,14 @@ struct WorkerInfo {
   uint64_t bytes_done = 0;
   uint64_t bytes_total = 0;
   std::string activity;  // "scanning", "writing model-00002-of-00004.safetensors", ...
+  std::vector<std::string> coordinates;  // of the rank files it reads: "tp1 pp0 ep3"
+  double bytes_per_second = 0;
 };
 
 struct WorkerChange {
   WorkerInfo worker;
   WorkerState from;
   WorkerState to;
-};
-
-class WorkerRegistry {
- public:
-  struct Options {
-    Clock* clock = RealClock();
-    absl::Duration heartbeat_ttl = absl::Seconds(15);
-    absl::Duration stall_after = absl::Minutes(2);
-  };
-  explicit WorkerRegistry(Options options) : options_(std::move(options)) {}
-
-  // (Re)registers worker `index` of `job_id`; a re-registration resets its health.
-  WorkerInfo Register(const std::string& job_id, int64_t index, const std::string& address,
-                      const std::string& host, int64_t gpu);
-  // NotFound for an unknown worker; FailedPrecondition for a LOST one (it must re-register).
-  absl::Status Heartbeat(const std::string& job_id, int64_t index, uint64_t bytes_done,
-                         uint64_t bytes_total, const std::string& activity);
-  absl::Status MarkDone(const std::string& job_id, int64_t index);
-  std::vector<WorkerChange> Sweep();
-  std::vector<WorkerInfo> Workers(const std::string& job_id);
-  void RemoveJob(const std::string& job_id);
-
- private:
-  const Options options_;
-  absl::Mutex mu_;
-  std::map<std::pair<std::string, int64_t>, WorkerInfo> workers_ ABSL_GUARDED_BY(mu_);
-  int64_t sessions_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 // Throughput as an exponentially weighted average of bytes per second, and the ETA it implies.
@@ -94,6 +69,37 @@ class ThroughputMeter {
   absl::Time last_time_;
   uint64_t last_bytes_ = 0;
   double rate_ = 0;
+};
+
+class WorkerRegistry {
+ public:
+  struct Options {
+    Clock* clock = RealClock();
+    absl::Duration heartbeat_ttl = absl::Seconds(15);
+    absl::Duration stall_after = absl::Minutes(2);
+  };
+  explicit WorkerRegistry(Options options) : options_(std::move(options)) {}
+
+  // (Re)registers worker `index` of `job_id`; a re-registration resets its health.
+  WorkerInfo Register(const std::string& job_id, int64_t index, const std::string& address,
+                      const std::string& host, int64_t gpu);
+  // NotFound for an unknown worker; FailedPrecondition for a LOST one (it must re-register).
+  absl::Status Heartbeat(const std::string& job_id, int64_t index, uint64_t bytes_done,
+                         uint64_t bytes_total, const std::string& activity);
+  absl::Status MarkDone(const std::string& job_id, int64_t index);
+  // Records the coordinates of the rank files the worker was assigned.
+  void SetCoordinates(const std::string& job_id, int64_t index,
+                      std::vector<std::string> coordinates);
+  std::vector<WorkerChange> Sweep();
+  std::vector<WorkerInfo> Workers(const std::string& job_id);
+  void RemoveJob(const std::string& job_id);
+
+ private:
+  const Options options_;
+  absl::Mutex mu_;
+  std::map<std::pair<std::string, int64_t>, WorkerInfo> workers_ ABSL_GUARDED_BY(mu_);
+  std::map<std::pair<std::string, int64_t>, ThroughputMeter> meters_ ABSL_GUARDED_BY(mu_);
+  int64_t sessions_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace mxport::coordinator

@@ -109,6 +109,8 @@ v1::Job JobViewToProto(const JobView& view, absl::Time now) {
     out->set_bytes_done(w.bytes_done);
     out->set_bytes_total(w.bytes_total);
     out->set_activity(w.activity);
+    out->set_bytes_per_second(w.bytes_per_second);
+    for (const std::string& c : w.coordinates) out->add_coordinates(c);
   }
   for (const Lease& lease : view.leases) {
     v1::LeaseStatus* out = proto.add_leases();
