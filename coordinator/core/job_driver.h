@@ -25,37 +25,15 @@
 
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "common/export/orders.h"
 #include "common/export/plan.h"
 #include "common/megatron/source.h"
 #include "coordinator/core/coordinator.h"
 
 namespace mxport::coordinator {
 
-struct ShardOrder {
-  std::string path;
-  int64_t tp = 0, pp = 0, ep = 0;
-  int64_t replica = 0, replicas = 1;
-};
-
-struct Order {
-  enum class Kind { kAssign, kPlan, kFinalize, kAbort, kFinish };
-  Kind kind = Kind::kAssign;
-  int64_t generation = 0;
-  // kAssign
-  std::vector<ShardOrder> shards;
-  int64_t rank = 0;
-  int64_t world_size = 0;
-  std::vector<std::string> peer_addresses;
-  // kPlan
-  std::string plan;  // EncodePlan form
-  std::vector<std::string> committed;
-  bool sidecar_writer = false;
-  std::string output_dir;
-  // kFinalize: the files the sidecar writer publishes before the index (config.json first).
-  std::vector<std::pair<std::string, std::string>> sidecars;
-  // kAbort / kFinish
-  std::string reason;
-};
+using exporter::Order;
+using exporter::ShardOrder;
 
 class JobDriver {
  public:

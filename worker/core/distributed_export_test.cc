@@ -33,7 +33,7 @@ class InProcessClient : public CoordinatorClient {
     RETURN_IF_ERROR(d_->OnRegistered(job, index));
     return r.generation;
   }
-  absl::StatusOr<std::vector<coordinator::Order>> NextOrders(const std::string& job,
+  absl::StatusOr<std::vector<exporter::Order>> NextOrders(const std::string& job,
                                                              int64_t index,
                                                              absl::Time deadline) override {
     return d_->TakeOrders(job, index, deadline);

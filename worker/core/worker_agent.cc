@@ -10,7 +10,7 @@
 
 namespace mxport::worker {
 
-using coordinator::Order;
+using exporter::Order;
 
 void WorkerAgent::Stop() {
   stop_ = true;
@@ -104,7 +104,7 @@ absl::Status WorkerAgent::Assign(const Order& order) {
   }
   // The first replica of each source file scans it (pickle only, no tensor bytes).
   int64_t vpp = 0;
-  for (const coordinator::ShardOrder& shard : order.shards) {
+  for (const exporter::ShardOrder& shard : order.shards) {
     if (shard.replica != 0) continue;
     if (vpp == 0) {
       ASSIGN_OR_RETURN(megatron::ModelConfig config,

@@ -21,7 +21,7 @@
 #include "absl/synchronization/mutex.h"
 #include "common/fs/file_system.h"
 #include "common/megatron/source.h"
-#include "coordinator/core/job_driver.h"
+#include "common/export/orders.h"
 #include "worker/transport/transport.h"
 
 namespace mxport::worker {
@@ -33,7 +33,7 @@ class CoordinatorClient {
   virtual absl::StatusOr<int64_t> Register(const std::string& job_id, int64_t index,
                                            const std::string& data_address) = 0;
   // Orders for this worker, waiting until `deadline` for at least one.
-  virtual absl::StatusOr<std::vector<coordinator::Order>> NextOrders(
+  virtual absl::StatusOr<std::vector<exporter::Order>> NextOrders(
       const std::string& job_id, int64_t index, absl::Time deadline) = 0;
   virtual absl::Status ReportManifest(const std::string& job_id, int64_t generation,
                                       const megatron::RankManifest& manifest) = 0;
@@ -76,9 +76,9 @@ class WorkerAgent {
   void Stop();
 
  private:
-  absl::Status Assign(const coordinator::Order& order);
-  absl::Status Execute(const coordinator::Order& order);
-  absl::Status Finalize(const coordinator::Order& order);
+  absl::Status Assign(const exporter::Order& order);
+  absl::Status Execute(const exporter::Order& order);
+  absl::Status Finalize(const exporter::Order& order);
   absl::Status StageAndCommit(int64_t generation, const std::string& resource,
                               const std::string& output_dir, const std::string& staged,
                               const std::string& path);
@@ -89,7 +89,7 @@ class WorkerAgent {
   int64_t generation_ = 0;
   absl::Mutex mu_;
   std::unique_ptr<transport::Transport> transport_ ABSL_GUARDED_BY(mu_);
-  std::vector<coordinator::Order> pending_ ABSL_GUARDED_BY(mu_);  // taken while executing
+  std::vector<exporter::Order> pending_ ABSL_GUARDED_BY(mu_);  // taken while executing
 };
 
 }  // namespace mxport::worker

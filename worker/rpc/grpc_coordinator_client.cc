@@ -15,7 +15,7 @@ namespace mxport::worker {
 namespace {
 
 namespace pb = ::mxport::v1;
-using coordinator::Order;
+using exporter::Order;
 
 absl::Status FromGrpc(const grpc::Status& s) {
   if (s.ok()) return absl::OkStatus();
