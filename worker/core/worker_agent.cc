@@ -17,14 +17,27 @@ void WorkerAgent::Stop() {
   AbortTransport();
 }
 
+void WorkerAgent::MaybeHeartbeat(uint64_t done, uint64_t total, const std::string& activity) {
+  {
+    absl::MutexLock lock(&heartbeat_mu_);
+    const absl::Time now = absl::Now();
+    if (now - last_heartbeat_ < options_.heartbeat_interval) return;
+    last_heartbeat_ = now;
+  }
+  options_.client->Heartbeat(options_.job_id, generation_, options_.index, done, total, activity)
+      .IgnoreError();  // a stale generation shows up as an Abort order
+}
+
 void WorkerAgent::AbortTransport() {
   absl::MutexLock lock(&mu_);
   if (transport_ != nullptr) transport_->Abort();
 }
 
 absl::Status WorkerAgent::Run() {
-  ASSIGN_OR_RETURN(generation_, options_.client->Register(options_.job_id, options_.index,
-                                                          options_.data_address));
+  ASSIGN_OR_RETURN(int64_t generation, options_.client->Register(
+                                          options_.job_id, options_.index,
+                                          options_.data_address));
+  generation_ = generation;
   while (!stop_) {
     std::vector<Order> orders;
     {
@@ -32,6 +45,7 @@ absl::Status WorkerAgent::Run() {
       orders.swap(pending_);
     }
     if (orders.empty()) {
+      MaybeHeartbeat(0, 0, "waiting");
       absl::StatusOr<std::vector<Order>> next = options_.client->NextOrders(
           options_.job_id, options_.index, absl::Now() + options_.poll);
       if (next.status().code() == absl::StatusCode::kUnavailable) {
@@ -42,9 +56,10 @@ absl::Status WorkerAgent::Run() {
           absl::MutexLock lock(&mu_);
           transport_.reset();
         }
-        ASSIGN_OR_RETURN(generation_, options_.client->Register(
-                                          options_.job_id, options_.index,
-                                          options_.data_address));
+        ASSIGN_OR_RETURN(int64_t generation, options_.client->Register(
+                                                options_.job_id, options_.index,
+                                                options_.data_address));
+        generation_ = generation;
         continue;
       }
       if (!next.ok()) return next.status();
@@ -70,9 +85,10 @@ absl::Status WorkerAgent::Run() {
             absl::MutexLock lock(&mu_);
             transport_.reset();
           }
-          ASSIGN_OR_RETURN(generation_, options_.client->Register(
-                                            options_.job_id, options_.index,
-                                            options_.data_address));
+          ASSIGN_OR_RETURN(int64_t generation, options_.client->Register(
+                                                  options_.job_id, options_.index,
+                                                  options_.data_address));
+          generation_ = generation;
           continue;
         }
         case Order::Kind::kFinish:
@@ -157,6 +173,8 @@ absl::Status WorkerAgent::Execute(const Order& order) {
   std::atomic<bool> done{false};
   std::thread watcher([&] {
     while (!done && !stop_) {
+      MaybeHeartbeat(executor.bytes_sent() + executor.bytes_written(), executor.bytes_total(),
+                     "transferring");
       auto orders = options_.client->NextOrders(options_.job_id, options_.index,
                                                 absl::Now() + absl::Milliseconds(50));
       if (!orders.ok()) continue;

@@ -67,6 +67,8 @@ class WorkerAgent {
     uint64_t chunk_bytes = uint64_t{64} << 20;
     uint64_t max_bytes_per_second = 0;  // read pacing; 0: unlimited
     absl::Duration poll = absl::Seconds(1);
+    // How often the agent reports liveness and progress (well under the coordinator's TTL).
+    absl::Duration heartbeat_interval = absl::Seconds(3);
     // Test hook: called before each file is committed; an error stops the worker as if it died.
     std::function<absl::Status(const std::string& file)> before_commit;
   };
@@ -83,10 +85,14 @@ class WorkerAgent {
                               const std::string& output_dir, const std::string& staged,
                               const std::string& path);
   void AbortTransport();
+  // Sends a heartbeat when the interval has passed since the last one (no disk I/O).
+  void MaybeHeartbeat(uint64_t done, uint64_t total, const std::string& activity);
 
   Options options_;
   std::atomic<bool> stop_{false};
-  int64_t generation_ = 0;
+  std::atomic<int64_t> generation_{0};
+  absl::Mutex heartbeat_mu_;
+  absl::Time last_heartbeat_ ABSL_GUARDED_BY(heartbeat_mu_) = absl::InfinitePast();
   absl::Mutex mu_;
   std::unique_ptr<transport::Transport> transport_ ABSL_GUARDED_BY(mu_);
   std::vector<exporter::Order> pending_ ABSL_GUARDED_BY(mu_);  // taken while executing
