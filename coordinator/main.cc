@@ -23,7 +23,7 @@ int main(int argc, char** argv) {
   options.rest_port = 8080;
   options.db_path = "mxport-coordinator.db";
   std::string token_file, port_file, log_level = "info";
-  double tick_seconds = 1, grace_seconds = 25;
+  double tick_seconds = 1, grace_seconds = 25, ttl_seconds = 15;
 
   CLI::App app{"mxport coordinator: export jobs, workers, leases and commits"};
   app.add_option("--grpc-address", options.grpc_address, "gRPC listen address (host:port)");
@@ -33,12 +33,14 @@ int main(int argc, char** argv) {
                  "a directory job paths must lie under (repeatable)");
   app.add_option("--auth-token-file", token_file, "file holding the REST bearer token");
   app.add_option("--tick-interval", tick_seconds, "seconds between health sweeps");
+  app.add_option("--heartbeat-ttl", ttl_seconds, "seconds without a heartbeat before LOST");
   app.add_option("--shutdown-grace", grace_seconds, "seconds running calls get at shutdown");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error");
   app.add_option("--port-file", port_file, "write {\"grpc\": port, \"rest\": port} here");
   CLI11_PARSE(app, argc, argv);
   spdlog::set_level(spdlog::level::from_str(log_level));
   options.tick_interval = absl::Seconds(tick_seconds);
+  options.heartbeat_ttl = absl::Seconds(ttl_seconds);
 
   if (!token_file.empty()) {
     std::ifstream in(token_file);

@@ -282,7 +282,12 @@ absl::StatusOr<std::string> Coordinator::GetNcclId(const std::string& job_id,
 absl::StatusOr<JobRecord> Coordinator::Advance(const std::string& job_id, int64_t generation,
                                                JobPhase to, const std::string& message) {
   ASSIGN_OR_RETURN(JobRecord job, jobs_->Transition(job_id, generation, to, message));
-  if (IsTerminal(to)) leases_->RevokePrefix(LeaseResource(job_id, ""));
+  if (IsTerminal(to)) {
+    leases_->RevokePrefix(LeaseResource(job_id, ""));
+    for (const WorkerInfo& w : workers_->Workers(job_id)) {
+      workers_->MarkDone(job_id, w.index).IgnoreError();  // they leave; that is not a loss
+    }
+  }
   return job;
 }
 

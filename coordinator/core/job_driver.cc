@@ -33,6 +33,28 @@ absl::Status JobDriver::OnRegistered(const std::string& job_id, int64_t index) {
   ASSIGN_OR_RETURN(JobView view, coordinator_->GetJob(job_id));
   absl::MutexLock lock(&mu_);
   JobState& state = jobs_[job_id];
+  // Orders of an older generation are moot for a worker that registers now.
+  std::erase_if(orders_[{job_id, index}], [&](const Order& o) {
+    return o.generation < view.job.generation;
+  });
+  if (state.generation == view.job.generation && state.started &&
+      state.registered.contains(index)) {
+    // The worker lost its state (a restart, a broken session) in a running generation: its
+    // data plane is gone, so the generation ends for everyone.
+    ASSIGN_OR_RETURN(JobRecord next,
+                     coordinator_->jobs().NewGeneration(
+                         job_id, absl::StrCat("worker ", index, " registered again")));
+    coordinator_->leases().RevokePrefix(Coordinator::LeaseResource(job_id, ""));
+    for (int64_t w = 0; w < view.job.spec.workers_expected; ++w) {
+      if (w == index) continue;
+      Order abort;
+      abort.kind = Order::Kind::kAbort;
+      abort.generation = state.generation;
+      abort.reason = absl::StrCat("generation ", next.generation, " starts");
+      Push(job_id, w, std::move(abort));
+    }
+    view.job = next;
+  }
   if (state.generation != view.job.generation) {
     state.generation = view.job.generation;
     state.started = false;

@@ -1,8 +1,11 @@
 // mxport: the command-line entry point. Flags become Options; each subcommand's logic lives in
 // its own *_command.cc.
+#include <unistd.h>
+
 #include <iostream>
 
 #include "CLI/CLI.hpp"
+#include "tools/mxport/client_commands.h"
 #include "tools/mxport/inspect_command.h"
 #include "tools/mxport/local_run_command.h"
 #include "tools/mxport/export_command.h"
@@ -58,7 +61,74 @@ int main(int argc, char** argv) {
   local_cmd->add_option("--transport", local.transport, "tcp (nccl needs GPU workers)");
   local_cmd->add_option("--job-id", local.job_id, "Job id (default local-<time>)");
 
+  // The job API over gRPC (client_commands.h).
+  namespace cli = mxport::cli;
+  auto add_client = [&](CLI::App* cmd, cli::ClientOptions& client) {
+    cmd->add_option("--coordinator", client.coordinator,
+                    "host:port (default: $MXPORT_COORDINATOR, else 127.0.0.1:50051)");
+    cmd->add_option("--timeout", client.timeout_seconds, "deadline of each call, seconds");
+    cmd->add_flag("--json", client.json, "Print JSON (the REST API's form)");
+  };
+  cli::SubmitOptions submit;
+  CLI::App* submit_cmd = app.add_subcommand("submit", "Submit an export job to a coordinator");
+  add_client(submit_cmd, submit.client);
+  submit_cmd->add_option("--spec", submit.spec_file,
+                         "JobSpec file: JSON (proto field names) or simple YAML; flags override");
+  submit_cmd->add_option("--job-id", submit.job_id, "Job id (submit is idempotent on it)");
+  submit_cmd->add_option("--source", submit.source, "Megatron save dir");
+  submit_cmd->add_option("--output", submit.output, "Output directory");
+  submit_cmd->add_option("--hf-config", submit.hf_config, "HF directory (config.json, sidecars)");
+  submit_cmd->add_option("--arch", submit.architecture, "HF architecture");
+  submit_cmd->add_option("--iteration", submit.iteration, "Iteration (default: the tracker's)");
+  submit_cmd->add_option("--workers", submit.workers, "Number of workers expected");
+  submit_cmd->add_option("--max-shard-size", submit.max_shard_size, "e.g. 5GB");
+  submit_cmd->add_option("--transport", submit.transport, "auto | nccl | tcp");
+  submit_cmd->add_option("--quantization", submit.quantization, "none | checkpoint | fp8 | ...");
+  submit_cmd->add_option("--output-dtype", submit.output_dtype, "e.g. bfloat16");
+  submit_cmd->add_option("--label", submit.labels, "key=value (repeatable)")->take_all();
+
+  cli::StatusOptions status_options;
+  CLI::App* status_cmd = app.add_subcommand("status", "Show a job: phase, progress, workers");
+  add_client(status_cmd, status_options.client);
+  status_cmd->add_option("job", status_options.job_id, "Job id")->required();
+
+  cli::WatchOptions watch;
+  CLI::App* watch_cmd = app.add_subcommand(
+      "watch", "Follow a job's events and progress; exit 0 SUCCEEDED, 3 FAILED, 4 CANCELLED");
+  add_client(watch_cmd, watch.client);
+  watch_cmd->add_option("job", watch.job_id, "Job id")->required();
+  watch_cmd->add_option("--reconnects", watch.reconnect.max_reconnects,
+                        "Reconnect attempts in a row when the stream breaks");
+
+  cli::ListOptions list;
+  CLI::App* list_cmd = app.add_subcommand("list", "List jobs");
+  add_client(list_cmd, list.client);
+  list_cmd->add_option("--label", list.labels, "key=value the jobs must carry (repeatable)")
+      ->take_all();
+
+  cli::CancelOptions cancel;
+  CLI::App* cancel_cmd = app.add_subcommand("cancel", "Cancel a job");
+  add_client(cancel_cmd, cancel.client);
+  cancel_cmd->add_option("job", cancel.job_id, "Job id")->required();
+  cancel_cmd->add_option("--reason", cancel.reason, "Why (kept in the job's message)");
+
+  cli::EventsOptions events;
+  CLI::App* events_cmd =
+      app.add_subcommand("events", "Print a job's numbered events (alias: logs)");
+  events_cmd->alias("logs");
+  add_client(events_cmd, events.client);
+  events_cmd->add_option("job", events.job_id, "Job id")->required();
+  events_cmd->add_option("--after", events.after_seq, "Only events after this seq");
+  events_cmd->add_flag("--follow", events.follow, "Keep printing until the job ends");
+
   CLI11_PARSE(app, argc, argv);
+  watch.tty = isatty(STDOUT_FILENO) == 1;
+  if (*submit_cmd) return cli::RunSubmit(submit, std::cout, std::cerr);
+  if (*status_cmd) return cli::RunStatus(status_options, std::cout, std::cerr);
+  if (*watch_cmd) return cli::RunWatch(watch, std::cout, std::cerr);
+  if (*list_cmd) return cli::RunList(list, std::cout, std::cerr);
+  if (*cancel_cmd) return cli::RunCancel(cancel, std::cout, std::cerr);
+  if (*events_cmd) return cli::RunEvents(events, std::cout, std::cerr);
   if (iteration >= 0) {
     plan.request.iteration = iteration;
     export_options.plan.request.iteration = iteration;

@@ -80,6 +80,7 @@ absl::Status WorkerAgent::Run() {
           status = Finalize(order);
           break;
         case Order::Kind::kAbort: {
+          if (order.generation < generation_) continue;  // meant for a generation now over
           AbortTransport();
           {
             absl::MutexLock lock(&mu_);
