@@ -38,7 +38,7 @@ curl -sf -X POST "$REST/v1/jobs" -d "{\"job_id\": \"restart\", \"source_path\": 
   \"max_shard_size\": \"102400\"}" >/dev/null || fail "submit"
 for w in 0 1 2; do  # paced reads so the job is still running when the coordinator dies
   "$BIN/mxport-worker" --coordinator 127.0.0.1:$GP --job restart --index $w \
-    --max-read-rate 60000 --chunk-bytes 4096 &
+    --max-read-rate 20000 --chunk-bytes 4096 &
   pids+=("$!")
 done
 # Kill the coordinator right after the first file is committed.
