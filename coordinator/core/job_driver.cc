@@ -288,6 +288,14 @@ void JobDriver::OnTick() {
   }
 }
 
+void JobDriver::ReturnOrders(const std::string& job_id, int64_t index,
+                             std::vector<Order> orders) {
+  absl::MutexLock lock(&mu_);
+  auto& queue = orders_[{job_id, index}];
+  queue.insert(queue.begin(), std::make_move_iterator(orders.begin()),
+               std::make_move_iterator(orders.end()));
+}
+
 std::vector<Order> JobDriver::TakeOrders(const std::string& job_id, int64_t index,
                                          absl::Time deadline) {
   absl::MutexLock lock(&mu_);

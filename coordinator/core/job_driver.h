@@ -55,6 +55,8 @@ class JobDriver {
 
   // Orders queued for a worker, oldest first; waits until `deadline` for one.
   std::vector<Order> TakeOrders(const std::string& job_id, int64_t index, absl::Time deadline);
+  // Puts back, in front and in order, orders taken but not delivered (a session broke).
+  void ReturnOrders(const std::string& job_id, int64_t index, std::vector<Order> orders);
 
  private:
   struct JobState {

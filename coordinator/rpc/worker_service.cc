@@ -92,9 +92,15 @@ class SessionReactor final
         absl::MutexLock lock(&mu_);
         if (stopped_ || pump_stop_) return;
       }
-      for (const Order& order : options_.driver->TakeOrders(
-               job_id_, index_, absl::Now() + absl::Milliseconds(200))) {
-        if (!Write(OrderToProto(order)).ok()) return;
+      std::vector<Order> orders =
+          options_.driver->TakeOrders(job_id_, index_, absl::Now() + absl::Milliseconds(200));
+      for (size_t i = 0; i < orders.size(); ++i) {
+        if (!Write(OrderToProto(orders[i])).ok()) {
+          // Undelivered: they wait for the worker's next session.
+          options_.driver->ReturnOrders(
+              job_id_, index_, std::vector<Order>(orders.begin() + i, orders.end()));
+          return;
+        }
       }
     }
   }
