@@ -23,9 +23,14 @@ int main(int argc, char** argv) {
   app.add_option("--data-port", o.data_port, "Data-plane port (0: any)");
   app.add_option("--gpu", o.gpu, "GPU id (-1: CPU)");
   app.add_option("--chunk-bytes", o.chunk_bytes, "Largest message on the data plane");
-  app.add_option("--transport", o.transport, "tcp | auto");
+  app.add_option("--in-flight-bytes", o.in_flight_bytes,
+                 "Host memory for data-plane buffers (bounds peak use)");
+  app.add_option("--transport", o.transport, "auto (the job's) | tcp | nccl");
+  double op_timeout_s = absl::ToDoubleSeconds(o.op_timeout);
+  app.add_option("--op-timeout", op_timeout_s, "Seconds a data-plane step may take");
   app.add_option("--max-read-rate", o.max_bytes_per_second, "Read pacing in bytes/s (0: none)");
   CLI11_PARSE(app, argc, argv);
+  o.op_timeout = absl::Seconds(op_timeout_s);
   std::signal(SIGTERM, OnSignal);
   std::signal(SIGINT, OnSignal);
   const absl::Status status = mxport::worker::RunWorkerDaemon(o, &g_stop);

@@ -12,8 +12,55 @@
 #include "worker/core/worker_agent.h"
 #include "worker/rpc/grpc_coordinator_client.h"
 #include "worker/transport/tcp_transport.h"
+#ifdef MXPORT_WITH_NCCL
+#include "worker/transport/nccl_transport.h"
+#endif
 
 namespace mxport::worker {
+namespace {
+
+// NCCL bootstrap of one generation: rank 0 makes the unique id and publishes it through the
+// coordinator; the others wait for it there. Then every rank joins on its GPU.
+absl::StatusOr<std::unique_ptr<transport::Transport>> ConnectNccl(
+    const DaemonOptions& options, const exporter::Order& order,
+    const transport::TransportOptions& t, CoordinatorClient& client, std::atomic<bool>* stop) {
+#ifdef MXPORT_WITH_NCCL
+  if (options.gpu < 0) {
+    return absl::FailedPreconditionError(
+        "the job's data plane is nccl but this worker has no GPU (--gpu -1)");
+  }
+  std::string id;
+  if (order.rank == 0) {
+    ASSIGN_OR_RETURN(id, transport::NewNcclUniqueId());
+    RETURN_IF_ERROR(client.PublishNcclId(options.job_id, order.generation, options.index, id));
+  } else {
+    const absl::Time deadline = absl::Now() + t.op_timeout;
+    while (true) {
+      absl::StatusOr<std::string> got =
+          client.GetNcclId(options.job_id, order.generation, options.index);
+      if (got.ok()) {
+        id = *std::move(got);
+        break;
+      }
+      if (got.status().code() != absl::StatusCode::kUnavailable) return got.status();
+      if (absl::Now() >= deadline || (stop != nullptr && *stop)) {
+        return absl::DeadlineExceededError(absl::StrCat(
+            "rank 0 of generation ", order.generation, " never published its NCCL id"));
+      }
+      absl::SleepFor(absl::Milliseconds(50));  // polling the coordinator, not timing
+    }
+  }
+  transport::NcclOptions nccl;
+  nccl.transport = t;
+  nccl.device = static_cast<int>(options.gpu);
+  return transport::ConnectNcclGroup(nccl, id);
+#else
+  return absl::FailedPreconditionError(
+      "the job's data plane is nccl but this worker was built without CUDA");
+#endif
+}
+
+}  // namespace
 
 absl::Status RunWorkerDaemon(DaemonOptions options, std::atomic<bool>* stop) {
   if (options.index < 0) {
@@ -23,9 +70,9 @@ absl::Status RunWorkerDaemon(DaemonOptions options, std::atomic<bool>* stop) {
           "no worker index: pass --index or set JOB_COMPLETION_INDEX");
     }
   }
-  if (options.transport != "tcp" && options.transport != "auto") {
-    return absl::UnimplementedError(absl::StrCat("transport '", options.transport,
-                                                 "' is not available in this build"));
+  if (options.transport != "tcp" && options.transport != "nccl" && options.transport != "auto") {
+    return absl::InvalidArgumentError(absl::StrCat("--transport must be tcp, nccl or auto; got '",
+                                                   options.transport, "'"));
   }
   ASSIGN_OR_RETURN(std::unique_ptr<transport::TcpListener> listener,
                    transport::TcpListener::Bind(options.data_host, options.data_port));
@@ -50,13 +97,22 @@ absl::Status RunWorkerDaemon(DaemonOptions options, std::atomic<bool>* stop) {
   agent_options.fs = fs::PosixFileSystem();
   agent_options.client = client.get();
   agent_options.chunk_bytes = options.chunk_bytes;
+  agent_options.in_flight_bytes = options.in_flight_bytes;
   agent_options.max_bytes_per_second = options.max_bytes_per_second;
-  transport::TcpListener* l = listener.get();
-  agent_options.make_transport = [l](int64_t generation, int rank,
-                                     const std::vector<std::string>& peers)
+  agent_options.make_transport = [&options, &listener, &client, stop](const exporter::Order& order)
       -> absl::StatusOr<std::unique_ptr<transport::Transport>> {
-    return transport::ConnectTcpGroup({rank, static_cast<int>(peers.size()), absl::Minutes(5)},
-                                      *l, peers, static_cast<uint64_t>(generation));
+    if (options.transport != "auto" && options.transport != order.transport) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("the job's data plane is ", order.transport, " but this worker runs with "
+                       "--transport ", options.transport));
+    }
+    const transport::TransportOptions t{static_cast<int>(order.rank),
+                                        static_cast<int>(order.world_size), options.op_timeout};
+    if (order.transport == "nccl") {
+      return ConnectNccl(options, order, t, *client, stop);
+    }
+    return transport::ConnectTcpGroup(t, *listener, order.peer_addresses,
+                                      static_cast<uint64_t>(order.generation));
   };
   WorkerAgent agent(agent_options);
   std::atomic<bool> done{false};

@@ -1,6 +1,8 @@
 // The mxport-worker daemon, as a library so main.cc stays thin: binds the TCP data plane once,
 // registers with the coordinator under its stable index, follows the job's orders (see
-// worker_agent.h) and returns the job's outcome for this worker. SIGTERM stops it promptly.
+// worker_agent.h) and returns the job's outcome for this worker. Each generation's data plane
+// is the one the Assign order names: TCP, or NCCL on this worker's GPU (rank 0 creates the
+// unique id and publishes it through the coordinator). SIGTERM stops it promptly.
 #ifndef MXPORT_WORKER_WORKER_MAIN_LIB_H_
 #define MXPORT_WORKER_WORKER_MAIN_LIB_H_
 
@@ -8,6 +10,7 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "absl/time/time.h"
 
 namespace mxport::worker {
 
@@ -20,8 +23,11 @@ struct DaemonOptions {
   int data_port = 0;
   int64_t gpu = -1;
   uint64_t chunk_bytes = uint64_t{64} << 20;
+  uint64_t in_flight_bytes = uint64_t{1} << 30;
   uint64_t max_bytes_per_second = 0;
-  std::string transport = "tcp";
+  // "auto" follows the job's data plane; "tcp" or "nccl" refuses a job that uses the other.
+  std::string transport = "auto";
+  absl::Duration op_timeout = absl::Minutes(5);  // a data-plane step's deadline
 };
 
 // Runs until the job ends for this worker or `stop` becomes true.

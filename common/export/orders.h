@@ -27,6 +27,7 @@ struct Order {
   int64_t rank = 0;
   int64_t world_size = 0;
   std::vector<std::string> peer_addresses;
+  std::string transport = "tcp";  // "tcp" or "nccl": the same for every rank
   // kPlan
   std::string plan;  // EncodePlan form
   std::vector<std::string> committed;

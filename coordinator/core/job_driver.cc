@@ -100,9 +100,14 @@ absl::Status JobDriver::Start(const std::string& job_id, JobState& state, const 
   RETURN_IF_ERROR(coordinator_->Advance(job_id, gen, JobPhase::kScanning).status());
   // Peers in rank order; rank = worker index.
   std::vector<std::string> peers(spec.workers_expected);
+  bool all_gpus = true;
   for (const WorkerInfo& w : coordinator_->workers().Workers(job_id)) {
     if (w.index < spec.workers_expected) peers[w.index] = w.address;
+    all_gpus = all_gpus && w.gpu >= 0;
   }
+  // "auto" is NCCL when every worker has a GPU: every rank must use the same transport.
+  const std::string transport =
+      spec.transport == "auto" ? (all_gpus ? "nccl" : "tcp") : spec.transport;
   const int64_t sources = static_cast<int64_t>(state.checkpoint.files.size());
   const int64_t last_pp = state.config.pp - 1;
   for (int64_t w = 0; w < spec.workers_expected; ++w) {
@@ -112,6 +117,7 @@ absl::Status JobDriver::Start(const std::string& job_id, JobState& state, const 
     order.rank = w;
     order.world_size = spec.workers_expected;
     order.peer_addresses = peers;
+    order.transport = transport;
     for (const exporter::ShardAssignment& a : exporter::AssignShards(w, spec.workers_expected, sources)) {
       const megatron::RankFile& f = state.checkpoint.files[a.shard];
       order.shards.push_back({f.path, f.tp.value(), f.pp.value(), f.ep.value(), a.replica,
@@ -131,8 +137,8 @@ absl::Status JobDriver::Start(const std::string& job_id, JobState& state, const 
   RETURN_IF_ERROR(coordinator_->jobs()
                       .Record(job_id, "assigned",
                               absl::StrCat(sources, " source files to ",
-                                           spec.workers_expected, " workers; sidecar writer ",
-                                           state.sidecar_writer))
+                                           spec.workers_expected, " workers over ", transport,
+                                           "; sidecar writer ", state.sidecar_writer))
                       .status());
   if (state.plan.has_value()) return SendPlan(job_id, state);  // a restart: same plan
   return absl::OkStatus();

@@ -208,7 +208,7 @@ v1::CoordinatorMessage OrderToProto(const Order& order) {
       v1::Assignment* a = m.mutable_assignment();
       a->set_rank(order.rank);
       a->set_world_size(order.world_size);
-      a->set_transport("tcp");
+      a->set_transport(order.transport);
       for (const std::string& p : order.peer_addresses) a->add_peer_addresses(p);
       for (const ShardOrder& s : order.shards) {
         v1::ShardRef* r = a->add_shards();

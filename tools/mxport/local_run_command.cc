@@ -84,9 +84,9 @@ std::string Human(double bytes) {
 
 absl::Status RunLocal(const LocalRunOptions& options, std::ostream& out) {
   if (options.workers < 1) return absl::InvalidArgumentError("--workers must be at least 1");
-  if (options.transport != "tcp" && options.transport != "auto") {
-    return absl::UnimplementedError(
-        absl::StrCat("transport '", options.transport, "' is not available in local-run"));
+  if (options.transport != "tcp" && options.transport != "nccl") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--transport must be tcp or nccl; got '", options.transport, "'"));
   }
   char templ[] = "/tmp/mxport-local-XXXXXX";
   if (mkdtemp(templ) == nullptr) return absl::InternalError("mkdtemp failed");
@@ -138,8 +138,13 @@ absl::Status RunLocal(const LocalRunOptions& options, std::ostream& out) {
     }
   }
   for (int w = 0; w < options.workers; ++w) {
-    RETURN_IF_ERROR(children.Spawn({bin + "/mxport-worker", "--coordinator", address, "--job",
-                                    job_id, "--index", absl::StrCat(w)}));
+    std::vector<std::string> argv = {bin + "/mxport-worker", "--coordinator", address, "--job",
+                                     job_id, "--index", absl::StrCat(w)};
+    if (options.transport == "nccl") {  // one GPU per worker
+      argv.insert(argv.end(), {"--gpu", absl::StrCat(w), "--transport", "nccl"});
+    }
+    argv.insert(argv.end(), options.worker_args.begin(), options.worker_args.end());
+    RETURN_IF_ERROR(children.Spawn(argv));
   }
   out << "job " << job_id << ": " << options.workers << " workers, coordinator " << address
       << "\n";

@@ -9,6 +9,7 @@
 
 #include <ostream>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 
@@ -21,7 +22,8 @@ struct LocalRunOptions {
   std::string architecture;
   std::string max_shard_size;
   int workers = 2;
-  std::string transport = "tcp";
+  std::string transport = "tcp";  // or "nccl": worker i uses GPU i
+  std::vector<std::string> worker_args;  // passed to every mxport-worker as given
   std::string job_id;  // default: local-<time>
   int timeout_seconds = 3600;
 };

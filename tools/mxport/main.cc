@@ -58,7 +58,10 @@ int main(int argc, char** argv) {
   local_cmd->add_option("--hf-config", local.hf_config, "HF directory (config.json, sidecars)");
   local_cmd->add_option("--arch", local.architecture, "HF architecture");
   local_cmd->add_option("--max-shard-size", local.max_shard_size, "e.g. 5GB");
-  local_cmd->add_option("--transport", local.transport, "tcp (nccl needs GPU workers)");
+  local_cmd->add_option("--transport", local.transport, "tcp | nccl (worker i on GPU i)");
+  local_cmd->add_option("--worker-arg", local.worker_args,
+                        "Flag for every worker, e.g. --worker-arg=--max-read-rate=1000000")
+      ->allow_extra_args(false);
   local_cmd->add_option("--job-id", local.job_id, "Job id (default local-<time>)");
 
   // The job API over gRPC (client_commands.h).

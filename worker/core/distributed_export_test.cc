@@ -68,30 +68,57 @@ class InProcessClient : public CoordinatorClient {
                              const std::string& message) override {
     return d_->OnWorkerFailed(job, gen, index, message);
   }
+  absl::Status PublishNcclId(const std::string& job, int64_t gen, int64_t,
+                             const std::string& id) override {
+    return c_->PublishNcclId(job, gen, id);
+  }
+  absl::StatusOr<std::string> GetNcclId(const std::string& job, int64_t gen,
+                                        int64_t) override {
+    return c_->GetNcclId(job, gen);
+  }
 
  private:
   Coordinator* c_;
   JobDriver* d_;
 };
 
-// One loopback group per generation, handed out rank by rank.
+// One group per generation, handed out rank by rank: loopback when the job says "tcp", the
+// rendezvous group (NCCL's semantics) when it says "nccl", after the same id hand-off through
+// the coordinator that NCCL workers do (rank 0 publishes, the others wait for it).
 class LoopbackFabric {
  public:
   explicit LoopbackFabric(int world) : world_(world) {}
-  TransportFactory Factory() {
-    return [this](int64_t gen, int rank, const std::vector<std::string>&)
+  TransportFactory Factory(CoordinatorClient* client = nullptr, std::string job = "",
+                           int64_t index = 0) {
+    return [this, client, job, index](const exporter::Order& order)
                -> absl::StatusOr<std::unique_ptr<transport::Transport>> {
+      std::string id = absl::StrCat("group-", order.generation);
+      if (order.transport == "nccl") {
+        if (order.rank == 0) {
+          RETURN_IF_ERROR(client->PublishNcclId(job, order.generation, index, id));
+        } else {
+          absl::StatusOr<std::string> got;
+          do {
+            got = client->GetNcclId(job, order.generation, index);
+          } while (got.status().code() == absl::StatusCode::kUnavailable);
+          RETURN_IF_ERROR(got.status());
+          id = *got;
+        }
+      }
       absl::MutexLock lock(&mu_);
-      auto& group = groups_[gen];
-      if (group.empty()) group = transport::NewLoopbackGroup(world_, absl::Minutes(2));
-      return std::move(group[rank]);
+      auto& group = groups_[id];
+      if (group.empty()) {
+        group = order.transport == "nccl" ? transport::NewRendezvousGroup(world_, absl::Minutes(2))
+                                          : transport::NewLoopbackGroup(world_, absl::Minutes(2));
+      }
+      return std::move(group[order.rank]);
     };
   }
 
  private:
   int world_;
   absl::Mutex mu_;
-  std::map<int64_t, std::vector<std::unique_ptr<transport::Transport>>> groups_;
+  std::map<std::string, std::vector<std::unique_ptr<transport::Transport>>> groups_;
 };
 
 class DistributedExportTest : public ::testing::Test {
@@ -125,7 +152,7 @@ class DistributedExportTest : public ::testing::Test {
     o.data_address = "loopback:" + std::to_string(index);
     o.fs = fs::PosixFileSystem();
     o.client = client_.get();
-    o.make_transport = fabric.Factory();
+    o.make_transport = fabric.Factory(client_.get(), spec.job_id, index);
     o.chunk_bytes = 8192;
     o.poll = absl::Milliseconds(50);
     return std::make_unique<WorkerAgent>(o);
@@ -171,8 +198,17 @@ class DistributedExportTest : public ::testing::Test {
 };
 
 TEST_F(DistributedExportTest, FewerAndMoreWorkersThanSourceFiles) {
-  for (int workers : {3, 11}) {  // qwen3_moe_tp2_pp2_ep4 has 8 rank files
-    const auto spec = Spec("qwen3_moe_tp2_pp2_ep4", "qwen3_moe", workers);
+  struct Case {
+    int workers;
+    const char* transport;
+  };
+  // qwen3_moe_tp2_pp2_ep4 has 8 rank files.
+  for (const Case& c : {Case{3, "tcp"}, Case{11, "tcp"}, Case{3, "nccl"}, Case{11, "nccl"}}) {
+    const int workers = c.workers;
+    auto spec = Spec("qwen3_moe_tp2_pp2_ep4", "qwen3_moe", workers);
+    spec.transport = c.transport;
+    spec.job_id += std::string("-") + c.transport;
+    spec.output_path += std::string("-") + c.transport;
     SCOPED_TRACE(spec.job_id);
     const auto want = Reference(spec);
     ASSERT_OK(coordinator_->SubmitJob(spec).status());

@@ -1,5 +1,6 @@
 #include "worker/core/plan_executor.h"
 
+#include <algorithm>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -8,7 +9,6 @@
 #include "common/fs/sha256.h"
 #include "common/safetensors/header.h"
 #include "common/safetensors/writer.h"
-#include "common/export/assignment.h"
 
 namespace mxport::worker {
 
@@ -16,64 +16,49 @@ using exporter::ExportPlan;
 using exporter::HfTensor;
 using exporter::Piece;
 
-Roles ComputeRoles(const ExportPlan& plan, int world_size) {
-  Roles roles;
-  const int64_t sources = static_cast<int64_t>(plan.sources.size());
-  roles.source_readers.resize(sources);
-  for (int w = 0; w < world_size; ++w) {
-    for (const auto& a : exporter::AssignShards(w, world_size, sources)) {
-      roles.source_readers[a.shard].push_back(w);
-    }
-  }
-  std::vector<int64_t> seen(sources, 0);
-  for (const Piece& p : plan.pieces) {
-    const auto& readers = roles.source_readers[p.source];
-    roles.piece_reader.push_back(readers[seen[p.source]++ % readers.size()]);
-  }
-  for (size_t f = 0; f < plan.files.size(); ++f) {
-    roles.file_writer.push_back(static_cast<int>(f % world_size));
-  }
-  return roles;
-}
-
 struct PlanExecutor::OpenFile {
   std::string staged_path;
   std::unique_ptr<safetensors::Writer> writer;
 };
 
+struct PlanExecutor::Step {
+  int64_t step = 0;
+  std::vector<int> sends;             // message indices, in order
+  std::vector<std::string> payloads;  // per send
+};
+
 PlanExecutor::PlanExecutor(Options options) : options_(std::move(options)) {
   rank_ = options_.transport->rank();
-  roles_ = ComputeRoles(*options_.plan, options_.transport->world_size());
+  const int world = options_.transport->world_size();
+  roles_ = ComputeRoles(*options_.plan, world);
+  ScheduleOptions schedule;
+  schedule.step_bytes = std::max<uint64_t>(1, options_.in_flight_bytes / 4);
+  schedule.chunk_bytes = std::min(options_.chunk_bytes, schedule.step_bytes);
+  schedule.skip_files = options_.skip_files;
+  schedule_ = BuildSchedule(*options_.plan, roles_, world, schedule);
 }
 
 PlanExecutor::~PlanExecutor() = default;
 
 absl::Status PlanExecutor::Fail(absl::Status status) {
   if (status.ok()) return status;
-  absl::MutexLock lock(&error_mu_);
-  // Keep the cause, not the Aborted that the abort below makes every other thread see.
-  if (first_error_.ok() || (first_error_.code() == absl::StatusCode::kAborted &&
-                            status.code() != absl::StatusCode::kAborted)) {
-    first_error_ = status;
+  {
+    absl::MutexLock lock(&error_mu_);
+    // Keep the cause, not the Aborted that the abort below makes every other thread see.
+    if (first_error_.ok() || (first_error_.code() == absl::StatusCode::kAborted &&
+                              status.code() != absl::StatusCode::kAborted)) {
+      first_error_ = status;
+    }
   }
   options_.transport->Abort();
+  absl::MutexLock lock(&queue_mu_);  // wakes both threads' waits
+  stopped_ = true;
   return status;
 }
 
-absl::Status PlanExecutor::ForEachChunk(
-    const Piece& piece, const std::function<absl::Status(const Piece&)>& fn) const {
-  const HfTensor& t = options_.plan->tensors[piece.tensor];
-  const uint64_t row_bytes = static_cast<uint64_t>(piece.src_cols) * ElementBytes(t.dtype);
-  const int64_t rows_per_chunk =
-      std::max<int64_t>(1, static_cast<int64_t>(options_.chunk_bytes / std::max<uint64_t>(1, row_bytes)));
-  for (int64_t r = 0; r < piece.rows; r += rows_per_chunk) {
-    Piece chunk = piece;
-    chunk.src_row += r;
-    chunk.dst_row += r;
-    chunk.rows = std::min(rows_per_chunk, piece.rows - r);
-    RETURN_IF_ERROR(fn(chunk));
-  }
-  return absl::OkStatus();
+bool PlanExecutor::failed() {
+  absl::MutexLock lock(&error_mu_);
+  return !first_error_.ok();
 }
 
 absl::Status PlanExecutor::Write(const Piece& chunk, absl::string_view rows) {
@@ -83,53 +68,74 @@ absl::Status PlanExecutor::Write(const Piece& chunk, absl::string_view rows) {
                                          [&](uint64_t offset, absl::string_view bytes) {
                                            return file.writer->WritePiece(t.name, offset, bytes);
                                          }));
-  bytes_written_ += chunk.rows * chunk.cols * ElementBytes(t.dtype);
+  bytes_written_ += rows.size();
   return absl::OkStatus();
 }
 
-absl::Status PlanExecutor::ReadAndSend() {
-  const ExportPlan& plan = *options_.plan;
-  exporter::SourceReader reader(*options_.fs, plan);
-  const absl::Time start = absl::Now();
-  uint64_t read = 0;
-  for (size_t i = 0; i < plan.pieces.size(); ++i) {
-    if (roles_.piece_reader[i] != rank_) continue;
-    const Piece& piece = plan.pieces[i];
-    const HfTensor& t = plan.tensors[piece.tensor];
-    if (options_.skip_files.contains(plan.files[t.file].name)) continue;
-    const int writer = roles_.file_writer[t.file];
-    RETURN_IF_ERROR(ForEachChunk(piece, [&](const Piece& chunk) -> absl::Status {
-      ASSIGN_OR_RETURN(std::string rows, reader.ReadRows(chunk));
-      read += rows.size();
-      if (options_.max_bytes_per_second > 0) {  // pacing: wait until the budget allows
-        const absl::Time due =
-            start + absl::Seconds(static_cast<double>(read) / options_.max_bytes_per_second);
-        if (due > absl::Now()) absl::SleepFor(due - absl::Now());
-      }
-      if (writer == rank_) return Write(chunk, rows);  // local: no copy through the transport
-      RETURN_IF_ERROR(options_.transport->Send(writer, rows));
-      bytes_sent_ += rows.size();
-      return absl::OkStatus();
-    }));
-  }
-  return absl::OkStatus();
-}
-
-absl::Status PlanExecutor::ReceiveFrom(int peer) {
-  const ExportPlan& plan = *options_.plan;
-  std::string buffer;
-  for (size_t i = 0; i < plan.pieces.size(); ++i) {
-    if (roles_.piece_reader[i] != peer) continue;
-    const Piece& piece = plan.pieces[i];
-    const HfTensor& t = plan.tensors[piece.tensor];
-    if (roles_.file_writer[t.file] != rank_ || options_.skip_files.contains(plan.files[t.file].name)) {
+absl::StatusOr<std::unique_ptr<PlanExecutor::Step>> PlanExecutor::ReadStep(int64_t step) {
+  auto out = std::make_unique<Step>();
+  out->step = step;
+  for (int i : my_messages_[step]) {
+    const Message& m = schedule_.messages[i];
+    if (m.from != rank_) continue;
+    ASSIGN_OR_RETURN(std::string rows, reader_->ReadRows(m.chunk));
+    read_bytes_ += rows.size();
+    if (options_.max_bytes_per_second > 0) {  // pacing: wait until the budget allows
+      const absl::Time due = read_start_ + absl::Seconds(static_cast<double>(read_bytes_) /
+                                                         options_.max_bytes_per_second);
+      if (due > absl::Now()) absl::SleepFor(due - absl::Now());
+    }
+    if (m.to == rank_) {
+      RETURN_IF_ERROR(Write(m.chunk, rows));  // local: no copy through the transport
       continue;
     }
-    RETURN_IF_ERROR(ForEachChunk(piece, [&](const Piece& chunk) -> absl::Status {
-      buffer.resize(chunk.rows * chunk.src_cols * ElementBytes(t.dtype));
-      RETURN_IF_ERROR(options_.transport->Recv(peer, absl::MakeSpan(buffer)));
-      return Write(chunk, buffer);
-    }));
+    out->sends.push_back(i);
+    out->payloads.push_back(std::move(rows));
+  }
+  return out;
+}
+
+void PlanExecutor::ReadAhead(const std::vector<int64_t>& steps) {
+  for (int64_t step : steps) {
+    absl::StatusOr<std::unique_ptr<Step>> read = ReadStep(step);
+    if (!read.ok()) {
+      Fail(read.status()).IgnoreError();
+      return;
+    }
+    absl::MutexLock lock(&queue_mu_);
+    // One step read ahead of the one in flight, no more.
+    queue_mu_.Await(absl::Condition(
+        +[](PlanExecutor* self) ABSL_EXCLUSIVE_LOCKS_REQUIRED(self->queue_mu_) {
+          return self->queue_.empty() || self->stopped_;
+        },
+        this));
+    if (stopped_) return;  // failed
+    queue_.push_back(std::move(*read));
+  }
+}
+
+absl::Status PlanExecutor::ExchangeStep(Step& step) {
+  std::vector<transport::SendOp> sends;
+  for (size_t k = 0; k < step.sends.size(); ++k) {
+    sends.push_back({schedule_.messages[step.sends[k]].to, step.payloads[k]});
+  }
+  std::vector<int> received;
+  std::vector<std::string> buffers;
+  for (int i : my_messages_[step.step]) {
+    const Message& m = schedule_.messages[i];
+    if (m.to != rank_ || m.from == rank_) continue;
+    received.push_back(i);
+    buffers.emplace_back(m.bytes, '\0');
+  }
+  std::vector<transport::RecvOp> recvs;
+  for (size_t k = 0; k < received.size(); ++k) {
+    recvs.push_back({schedule_.messages[received[k]].from, absl::MakeSpan(buffers[k])});
+  }
+  RETURN_IF_ERROR(options_.transport->Exchange(sends, recvs));
+  for (const auto& p : step.payloads) bytes_sent_ += p.size();
+  step.payloads.clear();
+  for (size_t k = 0; k < received.size(); ++k) {
+    RETURN_IF_ERROR(Write(schedule_.messages[received[k]].chunk, buffers[k]));
   }
   return absl::OkStatus();
 }
@@ -159,7 +165,6 @@ absl::Status PlanExecutor::Run() {
 
 absl::Status PlanExecutor::RunSteps() {
   const ExportPlan& plan = *options_.plan;
-  const int world = options_.transport->world_size();
   RETURN_IF_ERROR(options_.fs->CreateDirs(options_.staging_dir));
   // Open (preallocate) every file this worker writes, and total the work.
   files_.resize(plan.files.size());
@@ -181,21 +186,43 @@ absl::Status PlanExecutor::RunSteps() {
     bytes_total_ += plan.files[f].data_bytes;
     files_[f] = std::move(file);
   }
-  for (size_t i = 0; i < plan.pieces.size(); ++i) {
-    const HfTensor& t = plan.tensors[plan.pieces[i].tensor];
-    if (roles_.piece_reader[i] == rank_ && roles_.file_writer[t.file] != rank_ &&
-        !options_.skip_files.contains(plan.files[t.file].name)) {
-      bytes_total_ += plan.pieces[i].rows * plan.pieces[i].src_cols * ElementBytes(t.dtype);
-    }
+  my_messages_.assign(schedule_.steps, {});
+  std::vector<int64_t> my_steps;
+  for (size_t i = 0; i < schedule_.messages.size(); ++i) {
+    const Message& m = schedule_.messages[i];
+    if (m.from != rank_ && m.to != rank_) continue;
+    if (m.from == rank_ && m.to != rank_) bytes_total_ += m.bytes;
+    my_messages_[m.step].push_back(static_cast<int>(i));
+  }
+  for (int64_t s = 0; s < schedule_.steps; ++s) {
+    if (!my_messages_[s].empty()) my_steps.push_back(s);
   }
 
-  std::vector<std::thread> receivers;
-  for (int peer = 0; peer < world; ++peer) {
-    if (peer == rank_) continue;
-    receivers.emplace_back([this, peer] { Fail(ReceiveFrom(peer)).IgnoreError(); });
+  exporter::SourceReader reader(*options_.fs, plan);
+  reader_ = &reader;
+  read_start_ = absl::Now();
+  std::thread read_ahead([this, &my_steps] { ReadAhead(my_steps); });
+  for (size_t k = 0; k < my_steps.size(); ++k) {
+    std::unique_ptr<Step> step;
+    {
+      absl::MutexLock lock(&queue_mu_);
+      queue_mu_.Await(absl::Condition(
+          +[](PlanExecutor* self) ABSL_EXCLUSIVE_LOCKS_REQUIRED(self->queue_mu_) {
+            return !self->queue_.empty() || self->stopped_;
+          },
+          this));
+      if (queue_.empty()) break;  // failed
+      step = std::move(queue_.front());
+      queue_.erase(queue_.begin());
+    }
+    absl::Status status = ExchangeStep(*step);
+    if (!status.ok()) {
+      Fail(status).IgnoreError();
+      break;
+    }
   }
-  Fail(ReadAndSend()).IgnoreError();
-  for (std::thread& t : receivers) t.join();
+  read_ahead.join();
+  reader_ = nullptr;
   {
     absl::MutexLock lock(&error_mu_);
     if (!first_error_.ok()) return first_error_;

@@ -1,17 +1,17 @@
 // PlanExecutor: one worker's part of a distributed export, over a Transport.
 //
-// Every worker holds the same ExportPlan. Roles follow from (plan, world size) alone:
-// - readers: source file s is read by the workers that own it (AssignShards: with more workers
-//   than source files, the replicas split the file's pieces round-robin);
-// - writers: output file f is written by worker f % world.
-// A reader reads each of its pieces with pread (in plan order, split into chunks of at most
-// chunk_bytes rows) and sends them to the piece's writer; a writer runs one receive thread per
-// sending peer (so no peer can block another), scatters every chunk to its final offset of the
-// preallocated, staged safetensors file, then syncs it, hashes it and hands it to `publish`.
-// Memory stays bounded by the chunks in flight (about chunk_bytes per peer thread), never by
-// the model. Files named in skip_files (committed by an earlier generation) are neither read
-// nor written. Errors abort the transport, so every peer stops promptly; the first error is
-// returned. Not thread-safe: Run() once.
+// Every worker holds the same ExportPlan. Roles follow from (plan, world size) alone (see
+// schedule.h): readers of each source, the single writer of each output file (f % world), and
+// the schedule of messages in steps. A worker walks its steps in order: a read-ahead thread
+// reads the pieces it sends in the next step (pread, whole rows, at most chunk_bytes per
+// message) and writes its local messages directly; the main thread posts the step's sends and
+// receives as one Transport::Exchange and scatters every received chunk to its final offset in
+// the preallocated, staged safetensors file. Finished files are synced, hashed and handed to
+// `publish`. Host memory stays bounded by in_flight_bytes (two steps of sends, read ahead and
+// in flight, plus one step of receives: step_bytes = in_flight_bytes / 4), never by the model;
+// a single row larger than that is the only excess. Files named in skip_files (committed by an
+// earlier generation) are neither read nor written. Errors abort the transport, so every peer
+// stops promptly; the first error is returned. Not thread-safe: Run() once.
 #ifndef MXPORT_WORKER_CORE_PLAN_EXECUTOR_H_
 #define MXPORT_WORKER_CORE_PLAN_EXECUTOR_H_
 
@@ -23,8 +23,10 @@
 
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
+#include "common/export/local_executor.h"
 #include "common/export/plan.h"
 #include "common/fs/file_system.h"
+#include "worker/core/schedule.h"
 #include "worker/transport/transport.h"
 
 namespace mxport::worker {
@@ -36,14 +38,6 @@ struct StagedFile {
   std::string sha256;
 };
 
-// Who reads each source and writes each output file.
-struct Roles {
-  std::vector<std::vector<int>> source_readers;  // per source: the ranks reading it
-  std::vector<int> file_writer;                  // per output file
-  std::vector<int> piece_reader;                 // per piece of plan.pieces
-};
-Roles ComputeRoles(const exporter::ExportPlan& plan, int world_size);
-
 class PlanExecutor {
  public:
   struct Options {
@@ -52,6 +46,8 @@ class PlanExecutor {
     const exporter::ExportPlan* plan = nullptr;
     std::string staging_dir;  // created if missing; staged files go here
     uint64_t chunk_bytes = uint64_t{64} << 20;
+    // Bound on host bytes held for the data plane (see above); chunk_bytes is capped to a step.
+    uint64_t in_flight_bytes = uint64_t{1} << 30;
     // Paces reading to at most this rate (shared storage, or to watch a job); 0: unlimited.
     uint64_t max_bytes_per_second = 0;
     std::set<std::string> skip_files;
@@ -70,19 +66,28 @@ class PlanExecutor {
   uint64_t bytes_total() const { return bytes_total_; }
 
  private:
+  struct Step;
   absl::Status RunSteps();
-  absl::Status ReadAndSend();
-  absl::Status ReceiveFrom(int peer);
+  // The read-ahead thread: reads each of this worker's steps in turn and queues its sends.
+  void ReadAhead(const std::vector<int64_t>& steps);
+  absl::StatusOr<std::unique_ptr<Step>> ReadStep(int64_t step);
+  absl::Status ExchangeStep(Step& step);
   absl::Status FinishFiles();
   absl::Status Fail(absl::Status status);
-  // Calls `fn(chunk)` for each chunk of `piece`, in order.
-  absl::Status ForEachChunk(const exporter::Piece& piece,
-                            const std::function<absl::Status(const exporter::Piece&)>& fn) const;
   absl::Status Write(const exporter::Piece& chunk, absl::string_view rows);
+  bool failed();
 
   Options options_;
   Roles roles_;
+  Schedule schedule_;
+  std::vector<std::vector<int>> my_messages_;  // per step: indices into schedule_.messages
   int rank_;
+  exporter::SourceReader* reader_ = nullptr;
+  absl::Time read_start_;
+  uint64_t read_bytes_ = 0;
+  absl::Mutex queue_mu_;
+  std::vector<std::unique_ptr<Step>> queue_ ABSL_GUARDED_BY(queue_mu_);  // read, not yet sent
+  bool stopped_ ABSL_GUARDED_BY(queue_mu_) = false;  // set by Fail
   std::atomic<uint64_t> bytes_sent_{0};
   std::atomic<uint64_t> bytes_written_{0};
   uint64_t bytes_total_ = 0;

@@ -65,7 +65,8 @@ std::vector<std::unique_ptr<transport::Transport>> TcpGroup(int n) {
 std::vector<absl::Status> RunAll(const exporter::ExportPlan& plan,
                                  std::vector<std::unique_ptr<transport::Transport>>& group,
                                  const std::string& out, uint64_t chunk_bytes,
-                                 std::set<std::string> skip = {}) {
+                                 std::set<std::string> skip = {},
+                                 uint64_t in_flight_bytes = uint64_t{1} << 30) {
   std::vector<absl::Status> status(group.size());
   std::vector<std::thread> threads;
   absl::Mutex mu;
@@ -78,6 +79,7 @@ std::vector<absl::Status> RunAll(const exporter::ExportPlan& plan,
       o.plan = &plan;
       o.staging_dir = absl::StrCat(out, "/.staging/w", r);
       o.chunk_bytes = chunk_bytes;
+      o.in_flight_bytes = in_flight_bytes;
       o.skip_files = skip;
       o.publish = [&](const StagedFile& f) -> absl::Status {
         EXPECT_EQ(fs::Sha256File(*fs::PosixFileSystem(), f.staged_path).value(), f.sha256);
@@ -126,6 +128,21 @@ TEST_F(PlanExecutorTest, AnyNumberOfWorkersGivesTheSameFiles) {
       for (const absl::Status& s : RunAll(plan, group, out, 4096)) EXPECT_OK(s);
       EXPECT_EQ(Files(out, plan), want);
     }
+  }
+}
+
+// NCCL's semantics (Exchange steps that must pair up) on the CPU: the schedule must neither
+// hang nor mismatch, with small steps so there are many of them.
+TEST_F(PlanExecutorTest, RendezvousStepsLikeNccl) {
+  const exporter::ExportPlan plan = Plan("qwen3_moe_tp2_pp2_ep4", "qwen3_moe");
+  const auto want = Reference(plan);
+  for (int workers : {1, 2, 5, 16}) {
+    SCOPED_TRACE(absl::StrCat(workers, " workers"));
+    const std::string out = absl::StrCat(dir_.path(), "/rendezvous_w", workers);
+    ASSERT_OK(fs::PosixFileSystem()->CreateDirs(out));
+    auto group = transport::NewRendezvousGroup(workers, absl::Seconds(60));
+    for (const absl::Status& s : RunAll(plan, group, out, 4096, {}, 3 * 4096)) EXPECT_OK(s);
+    EXPECT_EQ(Files(out, plan), want);
   }
 }
 

@@ -113,8 +113,7 @@ absl::Status WorkerAgent::Run() {
 
 absl::Status WorkerAgent::Assign(const Order& order) {
   ASSIGN_OR_RETURN(std::unique_ptr<transport::Transport> t,
-                   options_.make_transport(order.generation, static_cast<int>(order.rank),
-                                           order.peer_addresses));
+                   options_.make_transport(order));
   {
     absl::MutexLock lock(&mu_);
     transport_ = std::move(t);
@@ -163,6 +162,7 @@ absl::Status WorkerAgent::Execute(const Order& order) {
   o.staging_dir = fs::JoinPath(order.output_dir, absl::StrCat(".staging/g", order.generation,
                                                               "-w", options_.index));
   o.chunk_bytes = options_.chunk_bytes;
+  o.in_flight_bytes = options_.in_flight_bytes;
   o.max_bytes_per_second = options_.max_bytes_per_second;
   o.skip_files.insert(order.committed.begin(), order.committed.end());
   o.publish = [&](const StagedFile& f) {

@@ -49,11 +49,22 @@ class CoordinatorClient {
                               uint64_t size, const std::string& sha256) = 0;
   virtual absl::Status ReportFailure(const std::string& job_id, int64_t generation,
                                      int64_t index, const std::string& message) = 0;
+  // NCCL bootstrap: rank 0 of a generation publishes its unique id, the others fetch it
+  // (Unavailable until published). Clients of TCP-only deployments need not implement them.
+  virtual absl::Status PublishNcclId(const std::string& job_id, int64_t generation,
+                                     int64_t index, const std::string& unique_id) {
+    return absl::UnimplementedError("this coordinator client cannot publish NCCL ids");
+  }
+  virtual absl::StatusOr<std::string> GetNcclId(const std::string& job_id, int64_t generation,
+                                                int64_t index) {
+    return absl::UnimplementedError("this coordinator client cannot fetch NCCL ids");
+  }
 };
 
-// Makes the data-plane transport of a generation: this worker is `rank` among `peers`.
+// Makes the data-plane transport of a generation from its Assign order (generation, rank,
+// world size, peers' addresses and the transport every rank uses).
 using TransportFactory = std::function<absl::StatusOr<std::unique_ptr<transport::Transport>>(
-    int64_t generation, int rank, const std::vector<std::string>& peers)>;
+    const exporter::Order& assignment)>;
 
 class WorkerAgent {
  public:
@@ -65,6 +76,7 @@ class WorkerAgent {
     CoordinatorClient* client = nullptr;
     TransportFactory make_transport;
     uint64_t chunk_bytes = uint64_t{64} << 20;
+    uint64_t in_flight_bytes = uint64_t{1} << 30;  // host bytes for the data plane
     uint64_t max_bytes_per_second = 0;  // read pacing; 0: unlimited
     absl::Duration poll = absl::Seconds(1);
     // How often the agent reports liveness and progress (well under the coordinator's TTL).

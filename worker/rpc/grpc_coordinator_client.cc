@@ -32,6 +32,7 @@ Order FromProto(const pb::CoordinatorMessage& m) {
       o.world_size = m.assignment().world_size();
       o.peer_addresses.assign(m.assignment().peer_addresses().begin(),
                               m.assignment().peer_addresses().end());
+      if (!m.assignment().transport().empty()) o.transport = m.assignment().transport();
       for (const auto& s : m.assignment().shards()) {
         o.shards.push_back({s.path(), s.tp(), s.pp(), s.ep(), s.replica(), s.replicas()});
       }
@@ -160,6 +161,30 @@ class GrpcClient : public CoordinatorClient {
     req.set_sha256(sha);
     pb::CommitFileResponse resp;
     return Unary([&](grpc::ClientContext* ctx) { return stub_->CommitFile(ctx, req, &resp); });
+  }
+
+  absl::Status PublishNcclId(const std::string& job, int64_t gen, int64_t index,
+                             const std::string& unique_id) override {
+    pb::NcclIdRequest req;
+    req.set_job_id(job);
+    req.set_generation(gen);
+    req.set_worker_index(index);
+    req.set_unique_id(unique_id);
+    pb::NcclIdResponse resp;
+    return Unary(
+        [&](grpc::ClientContext* ctx) { return stub_->PublishNcclId(ctx, req, &resp); });
+  }
+
+  absl::StatusOr<std::string> GetNcclId(const std::string& job, int64_t gen,
+                                        int64_t index) override {
+    pb::NcclIdRequest req;
+    req.set_job_id(job);
+    req.set_generation(gen);
+    req.set_worker_index(index);
+    pb::NcclIdResponse resp;
+    RETURN_IF_ERROR(
+        Unary([&](grpc::ClientContext* ctx) { return stub_->GetNcclId(ctx, req, &resp); }));
+    return resp.unique_id();
   }
 
   absl::Status ReportFailure(const std::string& job, int64_t gen, int64_t,

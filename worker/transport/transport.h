@@ -13,8 +13,15 @@
 //   between sender and receiver, or a bad rank.
 // - Abort() may be called from any thread and makes every blocked and future call return
 //   promptly (the coordinator's abort order and the watchdog use it).
+// - Exchange(sends, recvs) runs one step of a schedule: it returns once every op of the step is
+//   complete. Both sides of a pair must post their matching ops in the same step, and every
+//   rank posts its steps in the same order (the plan's schedule guarantees both); ops to or from
+//   one peer keep their order within a step. This is the only form NCCL supports (a group of
+//   ncclSend/ncclRecv); stream transports (loopback, TCP) also accept lone Send/Recv from any
+//   number of threads, which `streaming()` reports.
 // Implementations: loopback (in process, for tests), TCP (host buffers, anywhere), NCCL (device
-// buffers, GPU machines; nccl_transport.h). One conformance suite runs against each.
+// buffers, GPU machines; nccl_transport.h). One conformance suite (transport_conformance.h) runs
+// against each.
 #ifndef MXPORT_WORKER_TRANSPORT_TRANSPORT_H_
 #define MXPORT_WORKER_TRANSPORT_TRANSPORT_H_
 
@@ -29,6 +36,15 @@
 #include "absl/types/span.h"
 
 namespace mxport::transport {
+
+struct SendOp {
+  int peer = 0;
+  absl::string_view data;
+};
+struct RecvOp {
+  int peer = 0;
+  absl::Span<char> dst;  // sized by the caller: the message's exact size
+};
 
 struct TransportOptions {
   int rank = 0;
@@ -48,6 +64,11 @@ class Transport {
   // Receives the next message from `peer` into `dst`, whose size must equal the message's.
   virtual absl::Status Recv(int peer, absl::Span<char> dst) = 0;
   virtual void Abort() = 0;
+  // One step of a schedule (see the contract above). The default runs the sends on a helper
+  // thread while the caller receives, over Send/Recv.
+  virtual absl::Status Exchange(absl::Span<const SendOp> sends, absl::Span<const RecvOp> recvs);
+  // Whether lone Send/Recv calls from several threads work (false for NCCL).
+  virtual bool streaming() const { return true; }
 
   int rank() const { return options_.rank; }
   int world_size() const { return options_.world_size; }
@@ -62,6 +83,13 @@ class Transport {
 std::vector<std::unique_ptr<Transport>> NewLoopbackGroup(int world_size,
                                                          absl::Duration op_timeout =
                                                              absl::Minutes(5));
+
+// N in-process transports with NCCL's rendezvous semantics and no lone Send/Recv streams: an
+// Exchange completes only when every op has met its partner's, so a schedule that would hang
+// on NCCL hangs (and times out) here too. For tests on machines without GPUs.
+std::vector<std::unique_ptr<Transport>> NewRendezvousGroup(int world_size,
+                                                           absl::Duration op_timeout =
+                                                               absl::Minutes(5));
 
 }  // namespace mxport::transport
 
