@@ -26,6 +26,8 @@ int main(int argc, char** argv) {
   app.add_option("--in-flight-bytes", o.in_flight_bytes,
                  "Host memory for data-plane buffers (bounds peak use)");
   app.add_option("--transport", o.transport, "auto (the job's) | tcp | nccl");
+  app.add_flag("--self-transfer", o.self_transfer,
+               "Send own pieces through the data plane too (checks NCCL on one GPU)");
   double op_timeout_s = absl::ToDoubleSeconds(o.op_timeout);
   app.add_option("--op-timeout", op_timeout_s, "Seconds a data-plane step may take");
   app.add_option("--max-read-rate", o.max_bytes_per_second, "Read pacing in bytes/s (0: none)");

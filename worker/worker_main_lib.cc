@@ -98,6 +98,7 @@ absl::Status RunWorkerDaemon(DaemonOptions options, std::atomic<bool>* stop) {
   agent_options.client = client.get();
   agent_options.chunk_bytes = options.chunk_bytes;
   agent_options.in_flight_bytes = options.in_flight_bytes;
+  agent_options.self_transfer = options.self_transfer;
   agent_options.max_bytes_per_second = options.max_bytes_per_second;
   agent_options.make_transport = [&options, &listener, &client, stop](const exporter::Order& order)
       -> absl::StatusOr<std::unique_ptr<transport::Transport>> {

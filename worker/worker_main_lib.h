@@ -24,6 +24,7 @@ struct DaemonOptions {
   int64_t gpu = -1;
   uint64_t chunk_bytes = uint64_t{64} << 20;
   uint64_t in_flight_bytes = uint64_t{1} << 30;
+  bool self_transfer = false;  // own pieces through the data plane too (NCCL on one GPU)
   uint64_t max_bytes_per_second = 0;
   // "auto" follows the job's data plane; "tcp" or "nccl" refuses a job that uses the other.
   std::string transport = "auto";

@@ -80,4 +80,15 @@ absl::Status WriteFileAtomically(FileSystem& fs, const std::string& path, absl::
   return fs.SyncDir(Dirname(path));
 }
 
+absl::Status DeleteRecursively(FileSystem& fs, const std::string& path) {
+  ASSIGN_OR_RETURN(bool is_dir, fs.IsDirectory(path));
+  if (is_dir) {
+    ASSIGN_OR_RETURN(std::vector<std::string> names, fs.ListDir(path));
+    for (const std::string& name : names) {
+      RETURN_IF_ERROR(DeleteRecursively(fs, JoinPath(path, name)));
+    }
+  }
+  return fs.Delete(path);
+}
+
 }  // namespace mxport::fs

@@ -93,6 +93,9 @@ std::string JoinPath(absl::string_view a, absl::string_view b);
 
 // Reads a whole file.
 absl::StatusOr<std::string> ReadFileToString(FileSystem& fs, const std::string& path);
+
+// Deletes `path` and, if it is a directory, everything under it.
+absl::Status DeleteRecursively(FileSystem& fs, const std::string& path);
 // Writes `data` to `path` so that no reader ever sees a partial file: writes
 // `<path>.tmp-<pid>-<n>` (same directory, a fresh name per call), syncs and closes it, renames it
 // over `path`, syncs the parent directory. On failure before the rename it deletes the temp file,

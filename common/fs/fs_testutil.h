@@ -25,18 +25,6 @@ inline absl::Status WriteString(FileSystem& fs, const std::string& path, absl::s
   return file->Close();
 }
 
-// Deletes `path` and, if it is a directory, everything under it.
-inline absl::Status DeleteRecursively(FileSystem& fs, const std::string& path) {
-  ASSIGN_OR_RETURN(bool is_dir, fs.IsDirectory(path));
-  if (is_dir) {
-    ASSIGN_OR_RETURN(std::vector<std::string> names, fs.ListDir(path));
-    for (const std::string& name : names) {
-      RETURN_IF_ERROR(DeleteRecursively(fs, JoinPath(path, name)));
-    }
-  }
-  return fs.Delete(path);
-}
-
 // A directory made with mkdtemp under $TMPDIR (or /tmp); path() is empty if that failed.
 class PosixTempDir {
  public:

@@ -257,6 +257,17 @@ absl::Status JobDriver::OnCommitted(const std::string& job_id, int64_t generatio
   }
   if (view.job.phase == JobPhase::kFinalizing && committed.contains(kIndexFile)) {
     RETURN_IF_ERROR(coordinator_->Advance(job_id, generation, JobPhase::kSucceeded).status());
+    // What is left in staging belongs to aborted generations and is never published.
+    const std::string staging = fs::JoinPath(view.job.spec.output_path, ".staging");
+    if (fs_->Exists(staging).ok()) {
+      const absl::Status cleaned = fs::DeleteRecursively(*fs_, staging);
+      if (!cleaned.ok()) {
+        coordinator_->jobs()
+            .Record(job_id, "cleanup", absl::StrCat("could not remove ", staging, ": ",
+                                                    cleaned.message()))
+            .IgnoreError();
+      }
+    }
     for (int64_t w = 0; w < view.job.spec.workers_expected; ++w) {
       Order finish;
       finish.kind = Order::Kind::kFinish;

@@ -223,6 +223,8 @@ TEST_F(DistributedExportTest, FewerAndMoreWorkersThanSourceFiles) {
     ASSERT_OK_AND_ASSIGN(auto view, coordinator_->GetJob(spec.job_id));
     EXPECT_EQ(view.job.phase, JobPhase::kSucceeded) << view.job.message;
     ExpectSameFiles(spec, want);
+    EXPECT_FALSE(fs::PosixFileSystem()->Exists(spec.output_path + "/.staging").ok())
+        << "staging left behind";
     // Exactly one commit per published path (DP replicas never publish twice).
     std::set<std::string> paths;
     for (const auto& c : view.committed) EXPECT_TRUE(paths.insert(c.path).second) << c.path;

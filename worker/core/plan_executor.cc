@@ -35,6 +35,7 @@ PlanExecutor::PlanExecutor(Options options) : options_(std::move(options)) {
   schedule.step_bytes = std::max<uint64_t>(1, options_.in_flight_bytes / 4);
   schedule.chunk_bytes = std::min(options_.chunk_bytes, schedule.step_bytes);
   schedule.skip_files = options_.skip_files;
+  schedule.self_transfer = options_.self_transfer;
   schedule_ = BuildSchedule(*options_.plan, roles_, world, schedule);
 }
 
@@ -85,7 +86,7 @@ absl::StatusOr<std::unique_ptr<PlanExecutor::Step>> PlanExecutor::ReadStep(int64
                                                          options_.max_bytes_per_second);
       if (due > absl::Now()) absl::SleepFor(due - absl::Now());
     }
-    if (m.to == rank_) {
+    if (m.to == rank_ && !options_.self_transfer) {
       RETURN_IF_ERROR(Write(m.chunk, rows));  // local: no copy through the transport
       continue;
     }
@@ -123,7 +124,7 @@ absl::Status PlanExecutor::ExchangeStep(Step& step) {
   std::vector<std::string> buffers;
   for (int i : my_messages_[step.step]) {
     const Message& m = schedule_.messages[i];
-    if (m.to != rank_ || m.from == rank_) continue;
+    if (m.to != rank_ || (m.from == rank_ && !options_.self_transfer)) continue;
     received.push_back(i);
     buffers.emplace_back(m.bytes, '\0');
   }
@@ -191,7 +192,7 @@ absl::Status PlanExecutor::RunSteps() {
   for (size_t i = 0; i < schedule_.messages.size(); ++i) {
     const Message& m = schedule_.messages[i];
     if (m.from != rank_ && m.to != rank_) continue;
-    if (m.from == rank_ && m.to != rank_) bytes_total_ += m.bytes;
+    if (m.from == rank_ && (m.to != rank_ || options_.self_transfer)) bytes_total_ += m.bytes;
     my_messages_[m.step].push_back(static_cast<int>(i));
   }
   for (int64_t s = 0; s < schedule_.steps; ++s) {

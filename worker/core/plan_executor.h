@@ -51,6 +51,8 @@ class PlanExecutor {
     // Paces reading to at most this rate (shared storage, or to watch a job); 0: unlimited.
     uint64_t max_bytes_per_second = 0;
     std::set<std::string> skip_files;
+    // Send this worker's own pieces through the transport too (exercises NCCL on one GPU).
+    bool self_transfer = false;
     // Called for each finished, synced file (on a writer thread); an error fails the run.
     std::function<absl::Status(const StagedFile&)> publish;
   };

@@ -66,7 +66,8 @@ std::vector<absl::Status> RunAll(const exporter::ExportPlan& plan,
                                  std::vector<std::unique_ptr<transport::Transport>>& group,
                                  const std::string& out, uint64_t chunk_bytes,
                                  std::set<std::string> skip = {},
-                                 uint64_t in_flight_bytes = uint64_t{1} << 30) {
+                                 uint64_t in_flight_bytes = uint64_t{1} << 30,
+                                 bool self_transfer = false) {
   std::vector<absl::Status> status(group.size());
   std::vector<std::thread> threads;
   absl::Mutex mu;
@@ -80,6 +81,7 @@ std::vector<absl::Status> RunAll(const exporter::ExportPlan& plan,
       o.staging_dir = absl::StrCat(out, "/.staging/w", r);
       o.chunk_bytes = chunk_bytes;
       o.in_flight_bytes = in_flight_bytes;
+      o.self_transfer = self_transfer;
       o.skip_files = skip;
       o.publish = [&](const StagedFile& f) -> absl::Status {
         EXPECT_EQ(fs::Sha256File(*fs::PosixFileSystem(), f.staged_path).value(), f.sha256);
@@ -141,7 +143,9 @@ TEST_F(PlanExecutorTest, RendezvousStepsLikeNccl) {
     const std::string out = absl::StrCat(dir_.path(), "/rendezvous_w", workers);
     ASSERT_OK(fs::PosixFileSystem()->CreateDirs(out));
     auto group = transport::NewRendezvousGroup(workers, absl::Seconds(60));
-    for (const absl::Status& s : RunAll(plan, group, out, 4096, {}, 3 * 4096)) EXPECT_OK(s);
+    for (const absl::Status& s : RunAll(plan, group, out, 4096, {}, 3 * 4096, workers == 1)) {
+      EXPECT_OK(s);
+    }
     EXPECT_EQ(Files(out, plan), want);
   }
 }

@@ -82,7 +82,7 @@ Schedule BuildSchedule(const ExportPlan& plan, const Roles& roles, int world_siz
       m.from = from;
       m.to = to;
       m.bytes = static_cast<uint64_t>(chunk.rows) * chunk.src_cols * ElementBytes(t.dtype);
-      if (from == to) {
+      if (from == to && !options.self_transfer) {
         m.step = send[from].step;  // local: no budget, no partner
       } else {
         int64_t s = std::max(send[from].step, recv[to].step);

@@ -11,7 +11,8 @@
 // messages of every (sender, receiver) pair keep plan order, and a worker waits in step s only
 // on peers that reach step s after finishing earlier steps, which cannot deadlock. Messages
 // whose reader is also the writer stay local (no transport) and are listed in the reader's
-// current send step, so they interleave with its transfers.
+// current send step, so they interleave with its transfers — unless self_transfer is set, which
+// sends them through the transport like any other (to exercise NCCL on a single GPU).
 #ifndef MXPORT_WORKER_CORE_SCHEDULE_H_
 #define MXPORT_WORKER_CORE_SCHEDULE_H_
 
@@ -48,6 +49,7 @@ struct ScheduleOptions {
   uint64_t chunk_bytes = uint64_t{64} << 20;
   uint64_t step_bytes = uint64_t{256} << 20;
   std::set<std::string> skip_files;  // committed by an earlier generation
+  bool self_transfer = false;
 };
 
 Schedule BuildSchedule(const exporter::ExportPlan& plan, const Roles& roles, int world_size,

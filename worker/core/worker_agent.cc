@@ -163,6 +163,7 @@ absl::Status WorkerAgent::Execute(const Order& order) {
                                                               "-w", options_.index));
   o.chunk_bytes = options_.chunk_bytes;
   o.in_flight_bytes = options_.in_flight_bytes;
+  o.self_transfer = options_.self_transfer;
   o.max_bytes_per_second = options_.max_bytes_per_second;
   o.skip_files.insert(order.committed.begin(), order.committed.end());
   o.publish = [&](const StagedFile& f) {

@@ -77,6 +77,7 @@ class WorkerAgent {
     TransportFactory make_transport;
     uint64_t chunk_bytes = uint64_t{64} << 20;
     uint64_t in_flight_bytes = uint64_t{1} << 30;  // host bytes for the data plane
+    bool self_transfer = false;  // see PlanExecutor::Options
     uint64_t max_bytes_per_second = 0;  // read pacing; 0: unlimited
     absl::Duration poll = absl::Seconds(1);
     // How often the agent reports liveness and progress (well under the coordinator's TTL).

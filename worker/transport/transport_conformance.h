@@ -8,6 +8,7 @@
 
 #include <functional>
 #include <memory>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -25,6 +26,8 @@ struct ConformanceFactory {
   std::function<int()> max_world;
   std::function<Group(int world, absl::Duration op_timeout)> make;
 };
+
+inline void PrintTo(const ConformanceFactory& factory, std::ostream* os) { *os << factory.name; }
 
 class TransportConformanceTest : public ::testing::TestWithParam<ConformanceFactory> {
 };
