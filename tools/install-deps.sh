@@ -12,6 +12,10 @@ PACKAGES=(
   python3-torch python3-numpy python3-grpcio python3-grpc-tools
   chromium
 )
+# --- deploy checks (tools/deploy-check.sh): yamllint, and node/npm where the machine has none ---
+PACKAGES+=(yamllint)
+command -v npm >/dev/null 2>&1 || PACKAGES+=(nodejs npm)
+# --- end deploy checks ---
 
 missing=()
 for p in "${PACKAGES[@]}"; do

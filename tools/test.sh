@@ -37,6 +37,8 @@ echo "== benchmarks"
 ./build/bin/coordinator_load_benchmark build/bin "${MXPORT_LOAD_WORKERS:-500}" 50 \
   "${MXPORT_LOAD_SECONDS:-60}"
 
+echo "== deploy checks"; bash tools/deploy-check.sh build/bin
+
 echo "== tests (ctest)"
 cd build
 ctest --output-on-failure -j "$JOBS" --timeout 600
