@@ -128,6 +128,20 @@ class NcclTransport : public Transport {
       RETURN_IF_ERROR(CheckPeer(op.peer));
       recv_bytes += op.dst.size();
     }
+    // NCCL pairs a rank's messages to itself only within one group: check they match here
+    // rather than hang.
+    std::vector<size_t> self_sends, self_recvs;
+    for (const SendOp& op : sends) {
+      if (op.peer == rank() && !op.data.empty()) self_sends.push_back(op.data.size());
+    }
+    for (const RecvOp& op : recvs) {
+      if (op.peer == rank() && !op.dst.empty()) self_recvs.push_back(op.dst.size());
+    }
+    if (self_sends != self_recvs) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "rank ", rank(), " posted ", self_sends.size(), " sends and ", self_recvs.size(),
+          " receives to itself in one step; NCCL needs them matched, in order, with equal sizes"));
+    }
     if (send_bytes == 0 && recv_bytes == 0) return absl::OkStatus();
     CUDA_RETURN_IF_ERROR(cudaSetDevice(nccl_.device));
     RETURN_IF_ERROR(Reserve(&send_buffer_, &send_capacity_, send_bytes));

@@ -40,6 +40,29 @@ TEST(NcclTransportTest, ABadUniqueIdIsRejected) {
             absl::StatusCode::kInvalidArgument);
 }
 
+TEST(NcclTransportTest, UnpairedSelfMessagesAreRejectedNotHung) {
+  if (NcclDeviceCount() < 1) GTEST_SKIP() << "no GPU here";
+  Group g = MakeNcclGroup(1, absl::Seconds(30));
+  ASSERT_EQ(g.size(), 1u);
+  std::string buf(64, '\0');
+  const RecvOp recv{0, absl::MakeSpan(buf)};
+  EXPECT_EQ(g[0]->Exchange({}, absl::MakeConstSpan(&recv, 1)).code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST(NcclTransportTest, AbortBeforeAStepMakesItAborted) {
+  if (NcclDeviceCount() < 1) GTEST_SKIP() << "no GPU here";
+  Group g = MakeNcclGroup(1, absl::Seconds(30));
+  ASSERT_EQ(g.size(), 1u);
+  g[0]->Abort();
+  const std::string out(64, 'x');
+  std::string in(64, '\0');
+  const SendOp send{0, out};
+  const RecvOp recv{0, absl::MakeSpan(in)};
+  EXPECT_EQ(g[0]->Exchange(absl::MakeConstSpan(&send, 1), absl::MakeConstSpan(&recv, 1)).code(),
+            absl::StatusCode::kAborted);
+}
+
 TEST(NcclTransportTest, NoGpuIsAClearError) {
   if (NcclDeviceCount() > 0) GTEST_SKIP() << "this machine has a GPU";
   NcclOptions options;

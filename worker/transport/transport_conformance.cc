@@ -121,8 +121,10 @@ TEST_P(TransportConformanceTest, ExchangeMovesLargeMessages) {
   EXPECT_EQ(mismatches.load(), 0);
 }
 
+// Needs a partner that never sends: on one rank, NCCL's self messages must pair up in one
+// step (nccl_transport_test checks that error instead).
 TEST_P(TransportConformanceTest, AbortUnblocksAWaitingExchange) {
-  const int world = std::min(2, std::max(1, GetParam().max_world()));
+  constexpr int world = 2;
   MXPORT_GROUP_OR_SKIP(g, world, absl::Minutes(10));
   const int from = world - 1;  // nobody sends it
   std::atomic<bool> returned{false};
@@ -145,7 +147,7 @@ TEST_P(TransportConformanceTest, AbortUnblocksAWaitingExchange) {
 }
 
 TEST_P(TransportConformanceTest, AnUnmatchedExchangeTimesOut) {
-  const int world = std::min(2, std::max(1, GetParam().max_world()));
+  constexpr int world = 2;
   MXPORT_GROUP_OR_SKIP(g, world, absl::Milliseconds(300));
   std::string buf(4096, '\0');
   const RecvOp recv{world - 1, absl::MakeSpan(buf)};
