@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# `mxport local-run` (a real coordinator and worker processes over TCP) on several fixture
-# layouts with fewer and more workers than rank files; every file must equal the
+# `mxport local-run` (a real coordinator and worker processes over TCP) on every fixture
+# layout with fewer and more workers than rank files; every file must equal the
 # single-process export byte for byte. Usage: local_run_test.sh BIN_DIR FIXTURES_DIR
 set -uo pipefail
 BIN=$(cd "$1" && pwd)
@@ -26,11 +26,20 @@ check() {  # layout model workers
   done
   echo "ok   $name"; passes=$((passes + 1))
 }
-check qwen3_moe_tp2_pp2_ep4 qwen3_moe 3       # 8 rank files, fewer workers
-check qwen3_moe_tp2_pp2_ep4 qwen3_moe 16      # twice as many: DP replicas split the files
-check qwen3_moe_tp4_ep2_etp1 qwen3_moe 2      # sparse rank-file set
-check mixtral_pp2_vpp2_ep2 mixtral 4          # virtual pipeline
-check qwen2_moe_tp2_ep2 qwen2_moe 5           # shared experts, QKV bias
-check llama_tied_tp2_pp2 llama_tied 4         # dense, tied embeddings
+# Every fixture layout, with fewer workers than rank files (half, at least one) and twice as
+# many (DP replicas split the files; at most 16 processes on this small machine).
+models=$(ls "$FIXTURES/models")
+for dir in "$FIXTURES"/layouts/*/; do
+  layout=$(basename "$dir")
+  model=""
+  for m in $models; do  # the longest model name the layout name starts with
+    case "$layout" in "$m"_*) [ ${#m} -gt ${#model} ] && model=$m ;; esac
+  done
+  files=$(find "$dir" -mindepth 2 -maxdepth 2 -type d -name 'mp_rank_*' | wc -l)
+  fewer=$(( files / 2 > 0 ? files / 2 : 1 ))
+  more=$(( files * 2 < 16 ? files * 2 : 16 ))
+  check "$layout" "$model" "$fewer"
+  check "$layout" "$model" "$more"
+done
 echo "$passes passed, $failures failed"
 [ "$failures" -eq 0 ]
