@@ -115,8 +115,11 @@ absl::StatusOr<CheckpointPlan> PlanCheckpoint(fs::FileSystem& fs,
                      megatron::ScanRankFile(fs, file.path, config.vpp));
     manifests.push_back(std::move(m));
   }
-  ASSIGN_OR_RETURN(out.plan,
+  ASSIGN_OR_RETURN(ExportPlan plan,
                    BuildPlan(config, *arch, out.checkpoint.files, manifests, options));
+  QuantRequest quantization = request.quantization;
+  quantization.max_shard_size = options.max_shard_size;
+  ASSIGN_OR_RETURN(out.plan, ApplyQuantization(std::move(plan), quantization));
   return out;
 }
 

@@ -3,6 +3,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "common/base/status_macros.h"
+#include "common/export/quantize_plan.h"
 #include "common/megatron/source.h"
 #include "common/safetensors/header.h"
 #include "common/safetensors/writer.h"
@@ -43,6 +44,10 @@ absl::StatusOr<std::string> SourceReader::ReadRows(const Piece& piece) {
 
 absl::Status ScatterPiece(const Piece& piece, const HfTensor& tensor, absl::string_view rows,
                           const std::function<absl::Status(uint64_t, absl::string_view)>& write) {
+  if (tensor.quant_part != QuantPart::kNone) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        tensor.name, " is quantized: its pieces go through QuantizeChunk and ScatterQuantized"));
+  }
   const uint64_t elem = ElementBytes(tensor.dtype);
   const uint64_t src_row_bytes = piece.src_cols * elem;
   const uint64_t dst_row_bytes = tensor.cols() * elem;
@@ -63,8 +68,20 @@ absl::Status ScatterPiece(const Piece& piece, const HfTensor& tensor, absl::stri
 
 namespace {
 
+// The statistics pass: every piece of a quantized weight read once, in plan order.
+absl::StatusOr<QuantStats> GatherStats(const ExportPlan& plan, SourceReader& reader) {
+  QuantStats stats;
+  for (const Piece& piece : plan.pieces) {
+    if (plan.tensors[piece.tensor].quant_part != QuantPart::kWeight) continue;
+    ASSIGN_OR_RETURN(std::string rows, reader.ReadRows(piece));
+    RETURN_IF_ERROR(stats.Accumulate(plan, piece, rows));
+  }
+  RETURN_IF_ERROR(stats.Finish(plan));
+  return stats;
+}
+
 absl::Status WriteOne(fs::FileSystem& fs, const ExportPlan& plan, int file_index,
-                      SourceReader& reader, const std::string& staged) {
+                      SourceReader& reader, const QuantStats& stats, const std::string& staged) {
   const OutputFile& file = plan.files[file_index];
   std::vector<safetensors::TensorSpec> specs;
   for (int ti : file.tensors) {
@@ -75,14 +92,25 @@ absl::Status WriteOne(fs::FileSystem& fs, const ExportPlan& plan, int file_index
                    safetensors::Header::Layout(std::move(specs), {{"format", "pt"}},
                                                safetensors::LayoutOrder::kAsGiven));
   ASSIGN_OR_RETURN(auto writer, safetensors::Writer::Create(fs, staged, header));
+  const TensorWriteFn write = [&](int tensor, uint64_t offset, absl::string_view bytes) {
+    return writer->WritePiece(plan.tensors[tensor].name, offset, bytes);
+  };
   for (const Piece& piece : plan.pieces) {
     const HfTensor& tensor = plan.tensors[piece.tensor];
     if (tensor.file != file_index) continue;
     ASSIGN_OR_RETURN(std::string rows, reader.ReadRows(piece));
-    RETURN_IF_ERROR(ScatterPiece(piece, tensor, rows,
-                                 [&](uint64_t offset, absl::string_view bytes) {
-                                   return writer->WritePiece(tensor.name, offset, bytes);
-                                 }));
+    if (tensor.quant_part == QuantPart::kNone) {
+      RETURN_IF_ERROR(ScatterQuantized(plan, piece, rows, write));
+      continue;
+    }
+    ASSIGN_OR_RETURN(std::string bytes, QuantizeChunk(plan, stats, piece, rows));
+    RETURN_IF_ERROR(ScatterQuantized(plan, piece, bytes, write));
+  }
+  for (int ti : file.tensors) {
+    const QuantPart part = plan.tensors[ti].quant_part;
+    if (part != QuantPart::kWeightScale2 && part != QuantPart::kScaleInv) continue;
+    ASSIGN_OR_RETURN(std::string bytes, ScaleTensorBytes(plan, stats, ti));
+    RETURN_IF_ERROR(write(ti, 0, bytes));
   }
   return writer->Finish();
 }
@@ -95,11 +123,15 @@ absl::Status ExecutePlanLocally(fs::FileSystem& fs, const ExportPlan& plan,
   const std::string staging = fs::JoinPath(output_dir, ".staging");
   RETURN_IF_ERROR(fs.CreateDirs(staging));
   SourceReader reader(fs, plan);
+  QuantStats stats;
+  if (IsQuantized(plan)) {
+    ASSIGN_OR_RETURN(stats, GatherStats(plan, reader));
+  }
   std::vector<std::string> staged;
   absl::Status status;
   for (size_t f = 0; f < plan.files.size() && status.ok(); ++f) {
     staged.push_back(fs::JoinPath(staging, plan.files[f].name));
-    status = WriteOne(fs, plan, static_cast<int>(f), reader, staged.back());
+    status = WriteOne(fs, plan, static_cast<int>(f), reader, stats, staged.back());
   }
   if (!status.ok()) {
     for (const std::string& path : staged) fs.Delete(path).IgnoreError();

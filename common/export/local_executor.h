@@ -3,12 +3,15 @@
 // atomic rename (staged as `<out>/.staging/<name>`, fsynced, renamed, directory fsynced), the
 // index last. Used by tests and by single-machine exports; distributed exports run the same
 // piece copies in workers (worker issue). Memory holds one piece at a time.
+// A quantized plan (quantize_plan.h) takes a statistics pass over the quantized weights' pieces
+// first, then writes quantized chunks and the scale tensors computed from the statistics.
 //
 // Errors name the file and key; on any error nothing more is published and staged files are
 // removed. Not thread-safe (one call at a time per output directory).
 #ifndef MXPORT_COMMON_EXPORT_LOCAL_EXECUTOR_H_
 #define MXPORT_COMMON_EXPORT_LOCAL_EXECUTOR_H_
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -36,6 +39,7 @@ class SourceReader {
 
 // Copies `rows` (the piece's rows of its source, full width) into the piece's region of
 // `tensor`, calling write(offset_in_tensor, bytes) for each contiguous destination run.
+// FailedPrecondition for a quantized tensor (ScatterQuantized writes those).
 absl::Status ScatterPiece(const Piece& piece, const HfTensor& tensor, absl::string_view rows,
                           const std::function<absl::Status(uint64_t, absl::string_view)>& write);
 

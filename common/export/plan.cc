@@ -501,6 +501,12 @@ class Planner {
 
 int64_t HfTensor::cols() const { return Cols(shape); }
 
+absl::string_view QuantPartName(QuantPart part) {
+  static constexpr absl::string_view kNames[] = {"none", "weight", "block_scales",
+                                                 "weight_scale_2", "scale_inv"};
+  return kNames[static_cast<size_t>(part)];
+}
+
 std::string ShardFileName(int i, int n) {
   if (n == 1) return "model.safetensors";
   return absl::StrFormat("model-%05d-of-%05d.safetensors", i + 1, n);

@@ -28,6 +28,7 @@
 #include "absl/status/statusor.h"
 #include "common/base/dtype.h"
 #include "common/export/naming_rules.h"
+#include "common/export/quant_config.h"
 #include "common/megatron/expert_map.h"
 #include "common/megatron/model_config.h"
 #include "common/megatron/source.h"
@@ -43,6 +44,15 @@ struct SourceFile {
   megatron::EpRank ep;
 };
 
+// What a tensor of a quantized module holds (ApplyQuantization, quantize_plan.h).
+enum class QuantPart : uint8_t {
+  kNone,          // not quantized: the pieces' bytes, as read
+  kWeight,        // the quantized weight; its pieces are in the unquantized element space
+  kBlockScales,   // per-block scales written with the weight's pieces (NVFP4 weight_scale)
+  kWeightScale2,  // scalar from the statistics (NVFP4 weight_scale_2)
+  kScaleInv,      // tile grid from the statistics (block FP8 weight_scale_inv)
+};
+
 struct HfTensor {
   std::string name;
   DType dtype = DType::kBFloat16;
@@ -52,10 +62,21 @@ struct HfTensor {
   int file = -1;        // index into ExportPlan::files
   uint64_t offset = 0;  // of its data within the file's data buffer
   uint64_t bytes = 0;
+  // Quantization (all defaults when the tensor is written as read).
+  QuantAlgo quant = QuantAlgo::kNone;  // the algorithm of the module this tensor belongs to
+  QuantPart quant_part = QuantPart::kNone;
+  int quant_weight = -1;  // the module's kWeight tensor (itself for the weight)
+  int stat_group = -1;    // kWeight: the first weight of its fused siblings (q/k/v, gate/up)
+  DType source_dtype = DType::kBFloat16;  // kWeight: the element type pieces are read in
+  int64_t source_cols = 0;                // kWeight: the unquantized cols pieces address
   int64_t rows() const { return shape.empty() ? 1 : shape[0]; }
   int64_t cols() const;  // product of dims after the first (1 for vectors and scalars)
+  // The element space of this tensor's pieces: the source's for a quantized weight, else its own.
+  DType piece_dtype() const { return quant_part == QuantPart::kWeight ? source_dtype : dtype; }
+  int64_t piece_cols() const { return quant_part == QuantPart::kWeight ? source_cols : cols(); }
 };
 
+// Coordinates are in the tensor's piece element space (HfTensor::piece_cols / piece_dtype).
 struct Piece {
   int tensor = -1;  // index into ExportPlan::tensors
   int source = -1;  // index into ExportPlan::sources
@@ -103,6 +124,9 @@ absl::StatusOr<ExportPlan> BuildPlan(const megatron::ModelConfig& config, const 
                                      const std::vector<megatron::RankFile>& files,
                                      const std::vector<megatron::RankManifest>& manifests,
                                      const PlanOptions& options = {});
+
+// "weight", "block_scales", ... ("none" for kNone).
+absl::string_view QuantPartName(QuantPart part);
 
 // Output file name for shard i (0-based) of n: "model.safetensors" when n == 1.
 std::string ShardFileName(int i, int n);

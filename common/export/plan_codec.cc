@@ -35,8 +35,13 @@ std::string EncodePlan(const ExportPlan& plan) {
   j["sources"] = std::move(sources);
   Json tensors = Json::array();
   for (const HfTensor& t : plan.tensors) {
-    tensors.push_back({t.name, std::string(DTypeName(t.dtype)), t.shape, t.file, t.offset,
-                       t.bytes, static_cast<int>(t.role), t.layer});
+    Json tj = {t.name, std::string(DTypeName(t.dtype)), t.shape, t.file, t.offset,
+               t.bytes, static_cast<int>(t.role), t.layer};
+    if (t.quant_part != QuantPart::kNone) {  // absent in unquantized (and older) plans
+      tj.push_back({static_cast<int>(t.quant), static_cast<int>(t.quant_part), t.quant_weight,
+                    t.stat_group, std::string(DTypeName(t.source_dtype)), t.source_cols});
+    }
+    tensors.push_back(std::move(tj));
   }
   j["tensors"] = std::move(tensors);
   Json pieces = Json::array();
@@ -77,6 +82,23 @@ absl::StatusOr<ExportPlan> DecodePlan(absl::string_view text) {
       h.bytes = t.at(5).get<uint64_t>();
       h.role = static_cast<Role>(t.at(6).get<int>());
       h.layer = t.at(7).get<int64_t>();
+      if (t.size() > 8) {
+        const Json& q = t.at(8);
+        const int algo = q.at(0).get<int>();
+        const int part = q.at(1).get<int>();
+        if (algo < 0 || algo >= static_cast<int>(AllQuantAlgos().size()) || part < 0 ||
+            part > static_cast<int>(QuantPart::kScaleInv)) {
+          return Bad(absl::StrCat("tensor ", h.name, " has a bad quantization"));
+        }
+        h.quant = static_cast<QuantAlgo>(algo);
+        h.quant_part = static_cast<QuantPart>(part);
+        h.quant_weight = q.at(2).get<int>();
+        h.stat_group = q.at(3).get<int>();
+        auto source = DTypeFromTorchName(q.at(4).get<std::string>());
+        if (!source.ok()) return Bad(source.status().message());
+        h.source_dtype = *source;
+        h.source_cols = q.at(5).get<int64_t>();
+      }
       plan.tensors.push_back(std::move(h));
     }
     for (const Json& p : j.at("pieces")) {
@@ -108,6 +130,13 @@ absl::StatusOr<ExportPlan> DecodePlan(absl::string_view text) {
     if (t.file < 0 || t.file >= static_cast<int>(plan.files.size())) {
       return Bad(absl::StrCat("tensor ", t.name, " names file ", t.file));
     }
+    if (t.quant_part != QuantPart::kNone &&
+        (t.quant_weight < 0 || t.quant_weight >= tensors ||
+         plan.tensors[t.quant_weight].quant_part != QuantPart::kWeight ||
+         (t.quant_part == QuantPart::kWeight &&
+          (t.stat_group < 0 || t.stat_group >= tensors || t.source_cols <= 0)))) {
+      return Bad(absl::StrCat("tensor ", t.name, " has a bad quantization"));
+    }
   }
   for (const Piece& p : plan.pieces) {
     if (p.tensor < 0 || p.tensor >= tensors || p.source < 0 ||
@@ -115,7 +144,7 @@ absl::StatusOr<ExportPlan> DecodePlan(absl::string_view text) {
         p.src_row < 0 || p.src_col < 0 || p.src_row + p.rows > p.src_rows ||
         p.src_col + p.cols > p.src_cols || p.dst_row < 0 || p.dst_col < 0 ||
         p.dst_row + p.rows > plan.tensors[p.tensor].rows() ||
-        p.dst_col + p.cols > plan.tensors[p.tensor].cols()) {
+        p.dst_col + p.cols > plan.tensors[p.tensor].piece_cols()) {
       return Bad(absl::StrCat("piece of key ", p.key, " lies outside its tensors"));
     }
   }

@@ -47,6 +47,18 @@ OrderedJson ExportPlan::ToJson() const {
       tj["shape"] = t.shape;
       tj["offset"] = t.offset;
       tj["bytes"] = t.bytes;
+      if (t.quant_part != QuantPart::kNone) {
+        OrderedJson q;
+        q["algo"] = std::string(GetQuantAlgoInfo(t.quant).name);
+        q["part"] = std::string(QuantPartName(t.quant_part));
+        q["weight"] = t.quant_weight;
+        if (t.quant_part == QuantPart::kWeight) {
+          q["stat_group"] = t.stat_group;
+          q["source_dtype"] = std::string(DTypeName(t.source_dtype));
+          q["source_cols"] = t.source_cols;
+        }
+        tj["quantization"] = std::move(q);
+      }
       OrderedJson ps = OrderedJson::array();
       for (const Piece* p : by_tensor[ti]) {
         ps.push_back({{"source", p->source}, {"vp", p->vp}, {"key", p->key},

@@ -3,6 +3,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/base/status_macros.h"
 #include "common/export/hf_config.h"
+#include "common/export/quantize_plan.h"
 
 namespace mxport::cli {
 
@@ -25,6 +26,18 @@ absl::StatusOr<std::vector<exporter::Sidecar>> CollectSidecars(
     sidecars.push_back({"config.json",
                         exporter::GenerateHfConfig(plan.config, *plan.arch, vocab).dump(2) + "\n"});
   }
+  // config.json's quantization_config and hf_quant_config.json describe the plan's tensors.
+  for (exporter::Sidecar& sidecar : sidecars) {
+    if (sidecar.name != "config.json") continue;
+    ASSIGN_OR_RETURN(exporter::QuantSidecarFiles quant,
+                     exporter::QuantSidecars(cp.plan, sidecar.bytes,
+                                             exporter::Producer{"mxport", MXPORT_VERSION}));
+    sidecar.bytes = std::move(quant.config_json);
+    if (quant.hf_quant_config_json.has_value()) {
+      sidecars.push_back({"hf_quant_config.json", std::move(*quant.hf_quant_config_json)});
+    }
+    break;
+  }
   return sidecars;
 }
 
@@ -44,7 +57,9 @@ absl::Status RunExport(ExportCommandOptions options, std::ostream& out) {
   RETURN_IF_ERROR(fs.CreateDirs(options.output_dir));
   RETURN_IF_ERROR(exporter::ExecutePlanLocally(fs, cp.plan, options.output_dir, sidecars));
   out << "exported " << cp.plan.tensors.size() << " tensors (" << cp.plan.total_bytes
-      << " bytes) in " << cp.plan.files.size() << " files to " << options.output_dir << "\n";
+      << " bytes) in " << cp.plan.files.size() << " files to " << options.output_dir;
+  if (exporter::IsQuantized(cp.plan)) out << " (" << options.plan.request.quantization.mode << ")";
+  out << "\n";
   return absl::OkStatus();
 }
 

@@ -34,6 +34,11 @@ int main(int argc, char** argv) {
     cmd->add_option("--max-shard-size", plan.max_shard_size, "e.g. 5GB (default 5GiB)");
     cmd->add_option("--expert-map", plan.expert_map_file,
                     "JSON list of global expert ids per EP rank");
+    cmd->add_option("--quantization", plan.request.quantization.mode,
+                    "none | nvfp4 (W4A16) | fp8_block (128x128, dynamic activations)");
+    cmd->add_option("--quant-exclude", plan.request.quantization.exclude,
+                    "HF module pattern left unquantized, e.g. '*.self_attn.*' (repeatable)")
+        ->take_all();
   };
 
   mxport::cli::PlanCommandOptions plan;

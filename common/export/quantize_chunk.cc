@@ -1,0 +1,246 @@
+// QuantizeChunk, ScatterQuantized and ScaleTensorBytes: the write pass of a quantized plan.
+#include <algorithm>
+#include <cstring>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/types/span.h"
+#include "common/base/status_macros.h"
+#include "common/export/local_executor.h"
+#include "common/export/quantize_internal.h"
+#include "common/export/quantize_plan.h"
+#include "common/quant/quant.h"
+
+namespace mxport::exporter {
+namespace {
+
+using quant_internal::IsNvfp4;
+using quant_internal::kBlock;
+using quant_internal::kTile;
+using quant_internal::RoundDown;
+using quant_internal::RoundUp;
+using quant_internal::ScalesPerRow;
+using quant_internal::Segment;
+
+absl::Status Annotate(const absl::Status& s, absl::string_view name) {
+  if (s.ok()) return s;
+  return absl::Status(s.code(), absl::StrCat(name, ": ", s.message()));
+}
+
+// The finished statistics of the weight of `t` (itself a weight or one of its scales).
+absl::StatusOr<const QuantStats::Weight*> WeightStats(const ExportPlan& plan,
+                                                      const QuantStats& stats,
+                                                      const HfTensor& t) {
+  if (!stats.finished()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(t.name, ": the quantization statistics are not finished"));
+  }
+  auto it = stats.weights().find(t.quant_weight);
+  if (it == stats.weights().end()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(t.name, ": no quantization statistics for ",
+                     plan.tensors[t.quant_weight].name));
+  }
+  return &it->second;
+}
+
+absl::StatusOr<float> WeightScale2(const HfTensor& t, const QuantStats::Weight& w) {
+  auto s2 = quant::Nvfp4WeightScale2(w.amax);
+  if (!s2.ok()) return Annotate(s2.status(), t.name);
+  return *s2;
+}
+
+absl::StatusOr<std::vector<float>> ScaleInvGrid(const HfTensor& t, const QuantStats::Weight& w) {
+  std::vector<float> grid(w.tiles.size());
+  RETURN_IF_ERROR(Annotate(quant::Fp8BlockScaleInv(w.tiles, absl::MakeSpan(grid)), t.name));
+  return grid;
+}
+
+// Quantizes the elements of one block that the chunk holds only partly (row r, tensor columns
+// [lo, hi)), with the block's amax from the statistics; writes hi - lo codes packed into
+// `packed` and returns the block scale code.
+absl::StatusOr<uint8_t> QuantizeCutBlock(const HfTensor& t, const QuantStats::Weight& w,
+                                         float s2, absl::string_view source, int64_t row,
+                                         int64_t lo, uint8_t* packed) {
+  auto cut = w.cut_blocks.find(lo / kBlock);
+  if (cut == w.cut_blocks.end() || row >= static_cast<int64_t>(cut->second.size())) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        t.name, ": no statistics for the cut block at column ", RoundDown(lo, kBlock)));
+  }
+  const uint8_t code =
+      quant::Nvfp4BlockScaleCode(cut->second[row], quant::Nvfp4SixTimesScale2(s2));
+  const float divisor = quant::Nvfp4BlockDivisor(code, s2);
+  float values[kBlock];
+  const size_t n = source.size() / ElementBytes(t.source_dtype);
+  RETURN_IF_ERROR(quant::ToFloat(t.source_dtype, source, absl::MakeSpan(values, n)));
+  for (size_t i = 0; i < n; i += 2) {
+    packed[i / 2] = static_cast<uint8_t>(quant::Nvfp4Code(values[i], divisor) |
+                                         (quant::Nvfp4Code(values[i + 1], divisor) << 4));
+  }
+  return code;
+}
+
+absl::StatusOr<std::string> QuantizeNvfp4Chunk(const HfTensor& t, const QuantStats::Weight& w,
+                                               const Piece& chunk, absl::string_view rows) {
+  ASSIGN_OR_RETURN(const float s2, WeightScale2(t, w));
+  const size_t elem = ElementBytes(t.source_dtype);
+  const int64_t begin = chunk.dst_col, end = chunk.dst_col + chunk.cols;
+  const int64_t packed_row = chunk.cols / 2, scales_row = ScalesPerRow(chunk);
+  std::string out(static_cast<size_t>(chunk.rows * (packed_row + scales_row)), '\0');
+  uint8_t* data = reinterpret_cast<uint8_t*>(out.data());
+  // Per row: a cut head block, whole blocks, a cut tail block (it owns its scale).
+  const int64_t head_end = std::min(end, RoundUp(begin, kBlock));
+  const int64_t tail_begin = std::max(head_end, RoundDown(end, kBlock));
+  for (int64_t r = 0; r < chunk.rows; ++r) {
+    uint8_t* packed = data + r * packed_row;
+    uint8_t* scales = data + chunk.rows * packed_row + r * scales_row;
+    const int64_t row = chunk.dst_row + r;
+    if (begin < head_end) {
+      RETURN_IF_ERROR(QuantizeCutBlock(t, w, s2, Segment(chunk, rows, elem, r, begin, head_end),
+                                       row, begin, packed)
+                          .status());
+    }
+    if (head_end < tail_begin) {
+      const int64_t n = tail_begin - head_end;
+      RETURN_IF_ERROR(Annotate(
+          quant::QuantizeNvfp4(t.source_dtype, Segment(chunk, rows, elem, r, head_end, tail_begin),
+                               n, s2, absl::MakeSpan(packed + (head_end - begin) / 2, n / 2),
+                               absl::MakeSpan(scales, n / kBlock)),
+          t.name));
+      scales += n / kBlock;
+    }
+    if (tail_begin < end) {
+      ASSIGN_OR_RETURN(*scales, QuantizeCutBlock(t, w, s2,
+                                                 Segment(chunk, rows, elem, r, tail_begin, end),
+                                                 row, tail_begin,
+                                                 packed + (tail_begin - begin) / 2));
+    }
+  }
+  return out;
+}
+
+absl::StatusOr<std::string> QuantizeFp8BlockChunk(const HfTensor& t, const QuantStats::Weight& w,
+                                                  const Piece& chunk, absl::string_view rows) {
+  ASSIGN_OR_RETURN(const std::vector<float> scale_inv, ScaleInvGrid(t, w));
+  const quant::Fp8BlockShape shape{t.rows(), t.source_cols};
+  const size_t elem = ElementBytes(t.source_dtype);
+  const int64_t end = chunk.dst_col + chunk.cols;
+  std::string out(static_cast<size_t>(chunk.rows * chunk.cols), '\0');
+  uint8_t* data = reinterpret_cast<uint8_t*>(out.data());
+  for (int64_t r = 0; r < chunk.rows; ++r) {
+    const float* scales = scale_inv.data() + ((chunk.dst_row + r) / kTile) * shape.TileCols();
+    for (int64_t c = chunk.dst_col; c < end;) {
+      const int64_t next = std::min(end, RoundDown(c, kTile) + kTile);
+      RETURN_IF_ERROR(Annotate(
+          quant::QuantizeFp8(t.source_dtype, Segment(chunk, rows, elem, r, c, next),
+                             scales[c / kTile],
+                             absl::MakeSpan(data + r * chunk.cols + (c - chunk.dst_col),
+                                            static_cast<size_t>(next - c))),
+          t.name));
+      c = next;
+    }
+  }
+  return out;
+}
+
+// The kBlockScales tensor of weight `w`: laid out right after it (ApplyQuantization).
+absl::StatusOr<int> BlockScalesOf(const ExportPlan& plan, int w) {
+  for (size_t i = w + 1; i < plan.tensors.size() && plan.tensors[i].quant_weight == w; ++i) {
+    if (plan.tensors[i].quant_part == QuantPart::kBlockScales) return static_cast<int>(i);
+  }
+  return absl::FailedPreconditionError(
+      absl::StrCat(plan.tensors[w].name, " has no block-scale tensor after it in the plan"));
+}
+
+// Writes `rows` runs of `run` bytes from `src` (stride `run`) at `offset` + r * `stride`.
+absl::Status WriteRuns(const TensorWriteFn& write, int tensor, absl::string_view src,
+                       int64_t rows, uint64_t run, uint64_t offset, uint64_t stride) {
+  if (run == 0) return absl::OkStatus();
+  if (run == stride) return write(tensor, offset, src.substr(0, rows * run));
+  for (int64_t r = 0; r < rows; ++r) {
+    RETURN_IF_ERROR(write(tensor, offset + r * stride, src.substr(r * run, run)));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> QuantizeChunk(const ExportPlan& plan, const QuantStats& stats,
+                                          const Piece& chunk, absl::string_view rows) {
+  RETURN_IF_ERROR(quant_internal::CheckChunk(plan, chunk, rows));
+  const HfTensor& t = plan.tensors[chunk.tensor];
+  if (t.quant_part == QuantPart::kNone) return std::string(rows);
+  if (t.quant_part != QuantPart::kWeight) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(t.name, " has no pieces: it is computed from the statistics"));
+  }
+  ASSIGN_OR_RETURN(const QuantStats::Weight* w, WeightStats(plan, stats, t));
+  if (IsNvfp4(t.quant)) return QuantizeNvfp4Chunk(t, *w, chunk, rows);
+  if (t.quant == QuantAlgo::kFp8Block) return QuantizeFp8BlockChunk(t, *w, chunk, rows);
+  return absl::UnimplementedError(
+      absl::StrCat(t.name, ": ", GetQuantAlgoInfo(t.quant).name, " weights are not computed"));
+}
+
+absl::Status ScatterQuantized(const ExportPlan& plan, const Piece& chunk, absl::string_view bytes,
+                              const TensorWriteFn& write) {
+  if (chunk.tensor < 0 || chunk.tensor >= static_cast<int>(plan.tensors.size())) {
+    return absl::InvalidArgumentError(absl::StrCat("chunk names tensor ", chunk.tensor));
+  }
+  const HfTensor& t = plan.tensors[chunk.tensor];
+  if (t.quant_part == QuantPart::kNone) {
+    return ScatterPiece(chunk, t, bytes, [&](uint64_t offset, absl::string_view b) {
+      return write(chunk.tensor, offset, b);
+    });
+  }
+  if (t.quant_part != QuantPart::kWeight) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(t.name, " has no pieces: it is computed from the statistics"));
+  }
+  const bool nvfp4 = IsNvfp4(t.quant);
+  const uint64_t packed_run = nvfp4 ? chunk.cols / 2 : chunk.cols;
+  const uint64_t scales_run = nvfp4 ? ScalesPerRow(chunk) : 0;
+  if (bytes.size() != chunk.rows * (packed_run + scales_run)) {
+    return absl::InternalError(absl::StrCat("quantized chunk of ", t.name, " has ", bytes.size(),
+                                            " bytes, expected ",
+                                            chunk.rows * (packed_run + scales_run)));
+  }
+  const uint64_t row_bytes = nvfp4 ? t.source_cols / 2 : t.source_cols;
+  const uint64_t col_byte = nvfp4 ? chunk.dst_col / 2 : chunk.dst_col;
+  RETURN_IF_ERROR(WriteRuns(write, chunk.tensor, bytes, chunk.rows, packed_run,
+                            chunk.dst_row * row_bytes + col_byte, row_bytes));
+  if (!nvfp4 || scales_run == 0) return absl::OkStatus();
+  ASSIGN_OR_RETURN(const int scales, BlockScalesOf(plan, chunk.tensor));
+  const uint64_t scale_row_bytes = t.source_cols / kBlock;
+  return WriteRuns(write, scales, bytes.substr(chunk.rows * packed_run), chunk.rows, scales_run,
+                   chunk.dst_row * scale_row_bytes + RoundUp(chunk.dst_col, kBlock) / kBlock,
+                   scale_row_bytes);
+}
+
+absl::StatusOr<std::string> ScaleTensorBytes(const ExportPlan& plan, const QuantStats& stats,
+                                             int tensor) {
+  if (tensor < 0 || tensor >= static_cast<int>(plan.tensors.size())) {
+    return absl::InvalidArgumentError(absl::StrCat("no tensor ", tensor));
+  }
+  const HfTensor& t = plan.tensors[tensor];
+  if (t.quant_part != QuantPart::kWeightScale2 && t.quant_part != QuantPart::kScaleInv) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(t.name, " is not computed from the statistics alone"));
+  }
+  ASSIGN_OR_RETURN(const QuantStats::Weight* w, WeightStats(plan, stats, t));
+  std::vector<float> values;
+  if (t.quant_part == QuantPart::kWeightScale2) {
+    ASSIGN_OR_RETURN(const float s2, WeightScale2(t, *w));
+    values.push_back(s2);
+  } else {
+    ASSIGN_OR_RETURN(values, ScaleInvGrid(t, *w));
+  }
+  if (values.size() * sizeof(float) != t.bytes) {
+    return absl::InternalError(absl::StrCat(t.name, ": ", values.size(), " values for ", t.bytes,
+                                            " bytes"));
+  }
+  std::string out(t.bytes, '\0');
+  std::memcpy(out.data(), values.data(), out.size());  // little-endian hosts only
+  return out;
+}
+
+}  // namespace mxport::exporter

@@ -1,0 +1,140 @@
+// Quantized export: a transform of an ExportPlan, and the per-chunk work that executes it on
+// any process (the local executor here, workers in a distributed export).
+//
+// ApplyQuantization rewrites a plan from BuildPlan deterministically. The linear weights the
+// policy quantizes (q/k/v, o_proj, dense and expert and shared-expert gate/up/down; never
+// embeddings, lm_head, routers or the shared-expert gate) change dtype and shape and gain
+// their scale tensors (quant_config.h QuantizedTensorsFor); every HfTensor of such a module
+// records its QuantPart, its weight, and for the weight the source element type and cols its
+// pieces still address. Pieces are unchanged: coordinates stay in the unquantized element
+// space. Files are laid out again with BuildPlan's order rule (embedding, layers by index then
+// name, the rest by name) and max_shard_size, a module's weight and scales always in one file
+// (weight first, scales right after it); pieces end up sorted by (tensor, dst_row, dst_col).
+// Modes: "none" (the plan unchanged), "nvfp4" (W4A16_NVFP4: weight amax from the weights, no
+// activation scale) and "fp8_block" (128x128 tiles, weight_scale_inv, dynamic activations).
+// "fp8" and "checkpoint" are Unimplemented (they need calibrated activation amax); others are
+// InvalidArgument listing the modes.
+//
+// Execution of a quantized plan (ExecutePlanLocally does exactly this; a distributed executor
+// splits the loops over workers):
+//   1. Statistics. For every chunk of a kWeight tensor (a Piece, or a row range of one from
+//      RowChunk), Accumulate the rows SourceReader::ReadRows returns. Stats of disjoint chunk
+//      sets Merge in any order to the same bytes (Serialize/Parse carry them between
+//      processes). Finish once everything is merged: it checks that every quantized weight was
+//      covered exactly once and maxes the amax over fused siblings (stat_group).
+//   2. Writing. For every chunk of every tensor, QuantizeChunk then ScatterQuantized (plain
+//      copies for unquantized tensors, exactly ScatterPiece); for every kWeightScale2 and
+//      kScaleInv tensor, ScaleTensorBytes written at offset 0. kBlockScales tensors are written
+//      by their weight's chunks, in the same file.
+// Bytes depend only on the model, never on the source layout or on how chunks are split:
+// a 16-element NVFP4 block cut by a TP column boundary takes its scale from the statistics,
+// and is written by the chunk holding its first column.
+//
+// Errors: InvalidArgument naming the tensor (NVFP4 with an input dim not a multiple of 16 or a
+// piece at an odd column, a source dtype other than BF16/F16/F32, fused siblings quantized
+// differently, an exclude pattern matching nothing); FailedPrecondition for stats that are
+// unfinished, incomplete or duplicated; Internal for chunk bytes of the wrong size.
+// Everything is a pure function of its arguments; QuantStats is thread-compatible.
+#ifndef MXPORT_COMMON_EXPORT_QUANTIZE_PLAN_H_
+#define MXPORT_COMMON_EXPORT_QUANTIZE_PLAN_H_
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "common/export/plan.h"
+#include "common/export/quant_config.h"
+
+namespace mxport::exporter {
+
+struct QuantRequest {
+  std::string mode = "none";         // none | nvfp4 | fp8_block | fp8 | checkpoint
+  std::vector<std::string> exclude;  // fnmatch patterns of HF module names left unquantized
+  // The PlanOptions::max_shard_size the plan was built with.
+  uint64_t max_shard_size = PlanOptions{}.max_shard_size;
+};
+
+// The accepted mode names, in order.
+std::vector<std::string> QuantModes();
+
+absl::StatusOr<ExportPlan> ApplyQuantization(ExportPlan plan, const QuantRequest& request);
+
+// True when some tensor of `plan` is quantized.
+bool IsQuantized(const ExportPlan& plan);
+
+// Rows [first, first + n) of `piece` as a piece of its own.
+Piece RowChunk(const Piece& piece, int64_t first, int64_t n);
+
+// Statistics of the quantized weights: per weight its amax (after Finish, the max over its
+// fused siblings), the element count seen, for block FP8 the 128x128 tile amax grid, and for
+// NVFP4 the amax, per row, of each 16-element block column that a chunk covers only partly
+// (none unless a TP boundary cuts blocks).
+class QuantStats {
+ public:
+  // Adds `rows` (ReadRows of `chunk`). A chunk of an unquantized tensor is ignored.
+  absl::Status Accumulate(const ExportPlan& plan, const Piece& chunk, absl::string_view rows);
+  // Adds the statistics of other chunks (CombineAbsMax per value; counts add).
+  absl::Status Merge(const QuantStats& other);
+  // Checks coverage and applies the fused-sibling max. Needed before QuantizeChunk and
+  // ScaleTensorBytes; Accumulate and Merge clear it.
+  absl::Status Finish(const ExportPlan& plan);
+  bool finished() const { return finished_; }
+
+  std::string Serialize() const;
+  static absl::StatusOr<QuantStats> Parse(absl::string_view bytes);
+
+  // The amax of weight tensor `weight` (NotFound without stats).
+  absl::StatusOr<float> Amax(int weight) const;
+
+  struct Weight {
+    float amax = 0.0f;
+    uint64_t elements = 0;
+    std::vector<float> tiles;  // block FP8: TileRows x TileCols
+    std::map<int64_t, std::vector<float>> cut_blocks;  // NVFP4: block column -> amax per row
+  };
+  const std::map<int, Weight>& weights() const { return weights_; }
+
+ private:
+  std::map<int, Weight> weights_;  // by weight tensor index
+  bool finished_ = false;
+};
+
+// The bytes ScatterQuantized needs for `chunk`, from its source rows: for an NVFP4 weight the
+// packed E2M1 rows (rows x cols/2) then the block-scale rows (rows x the blocks whose first
+// column lies in the chunk); for block FP8 the E4M3 rows (rows x cols); otherwise `rows`.
+absl::StatusOr<std::string> QuantizeChunk(const ExportPlan& plan, const QuantStats& stats,
+                                          const Piece& chunk, absl::string_view rows);
+
+// write(tensor index, offset within that tensor's data, bytes).
+using TensorWriteFn = std::function<absl::Status(int, uint64_t, absl::string_view)>;
+
+// Writes QuantizeChunk's bytes at their offsets in the weight and its kBlockScales tensor;
+// for an unquantized tensor exactly ScatterPiece.
+absl::Status ScatterQuantized(const ExportPlan& plan, const Piece& chunk, absl::string_view bytes,
+                              const TensorWriteFn& write);
+
+// The whole data of a kWeightScale2 (f32 scalar) or kScaleInv (f32 grid) tensor, little-endian.
+absl::StatusOr<std::string> ScaleTensorBytes(const ExportPlan& plan, const QuantStats& stats,
+                                             int tensor);
+
+// The quantization sidecars of an export.
+struct QuantSidecarFiles {
+  std::string config_json;  // config.json with "quantization_config" (absent when unquantized)
+  std::optional<std::string> hf_quant_config_json;  // nullopt: no file (block FP8, none)
+};
+
+// From the plan's modules (BuildQuantConfigs) and the config.json to publish. An unquantized
+// plan returns `config_json` unchanged unless it carries a stale quantization_config.
+absl::StatusOr<QuantSidecarFiles> QuantSidecars(const ExportPlan& plan,
+                                                absl::string_view config_json,
+                                                const Producer& producer = {});
+
+}  // namespace mxport::exporter
+
+#endif  // MXPORT_COMMON_EXPORT_QUANTIZE_PLAN_H_

@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# `mxport export --quantization` on real fixture layouts, checked by tools/check_export.py
+# --quantized (an independent Python reader that decodes E2M1/E4M3 by hand and bounds the
+# dequantization error against the HF original): NVFP4 on a layout whose TP boundaries cut
+# 16-element blocks (experts split 8+8 columns by ETP=2), NVFP4 with exclusions, block FP8,
+# then the modes that must fail with a clear message.
+# Usage: quantized_export.sh MXPORT FIXTURES_DIR
+set -uo pipefail
+MXPORT=$1
+FIXTURES=$2
+CHECK=$(cd "$(dirname "$0")/../../tools" && pwd)/check_export.py
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
+failures=0
+passes=0
+
+export_and_check() {  # name, layout, model, mxport export flags...
+  local name=$1 layout=$2 model=$3
+  shift 3
+  if ! "$MXPORT" export --source "$FIXTURES/layouts/$layout" \
+      --hf-config "$FIXTURES/models/$model/hf" --output "$WORK/$name" --max-shard-size 100KB "$@" \
+      >"$WORK/$name.log" 2>&1; then
+    echo "FAIL $name: export failed"; cat "$WORK/$name.log"; failures=$((failures + 1)); return
+  fi
+  if ! /usr/bin/python3 "$CHECK" "$WORK/$name" "$FIXTURES/models/$model/hf/model.pt" \
+      --quantized >"$WORK/$name.check" 2>&1; then
+    echo "FAIL $name: check_export.py --quantized"; cat "$WORK/$name.check"; failures=$((failures + 1))
+    return
+  fi
+  echo "ok   $name: $(tail -1 "$WORK/$name.check")"; passes=$((passes + 1))
+}
+
+expect_failure() {  # name, expected substring, command...
+  local name=$1 want=$2
+  shift 2
+  local out
+  if out=$("$@" 2>&1); then
+    echo "FAIL $name: exited 0"; failures=$((failures + 1)); return
+  fi
+  if [[ "$out" != *"$want"* ]]; then
+    echo "FAIL $name: message lacks '$want':"; echo "$out" | head -5; failures=$((failures + 1))
+    return
+  fi
+  echo "ok   $name"; passes=$((passes + 1))
+}
+
+export_and_check nvfp4_etp2 qwen3_moe_tp2_ep2_etp2 qwen3_moe --quantization nvfp4
+export_and_check nvfp4_llama_tp4 llama_tp4 llama --quantization nvfp4
+export_and_check nvfp4_exclude mixtral_ep4 mixtral --quantization nvfp4 \
+  --quant-exclude '*.self_attn.*' '*.experts.0.*'
+export_and_check fp8_block_tp2_pp2_ep4 qwen3_moe_tp2_pp2_ep4 qwen3_moe --quantization fp8_block
+
+# The same model from another layout: byte-identical weights and configs.
+"$MXPORT" export --source "$FIXTURES/layouts/qwen3_moe_tp1_pp1_ep1" \
+  --hf-config "$FIXTURES/models/qwen3_moe/hf" --output "$WORK/nvfp4_tp1" --max-shard-size 100KB \
+  --quantization nvfp4 >/dev/null
+if diff -r "$WORK/nvfp4_etp2" "$WORK/nvfp4_tp1" >/dev/null; then
+  echo "ok   nvfp4 tp1 and tp2_ep2_etp2 exports are identical"; passes=$((passes + 1))
+else
+  echo "FAIL nvfp4 exports of two layouts differ"; failures=$((failures + 1))
+fi
+if grep -q '"model.layers.0.self_attn.q_proj"' "$WORK/nvfp4_exclude/hf_quant_config.json"; then
+  echo "ok   excluded attention is listed in exclude_modules"; passes=$((passes + 1))
+else
+  echo "FAIL exclude_modules lacks the excluded attention"; failures=$((failures + 1))
+fi
+
+LAYOUT="--source $FIXTURES/layouts/qwen3_moe_ep2 --hf-config $FIXTURES/models/qwen3_moe/hf"
+expect_failure "fp8 needs calibration" "fp8 per-tensor needs activation amax" \
+  "$MXPORT" export $LAYOUT --output "$WORK/fp8" --quantization fp8
+expect_failure "checkpoint mode needs quantizer state" "quantizer state" \
+  "$MXPORT" export $LAYOUT --output "$WORK/ckpt" --quantization checkpoint
+expect_failure "unknown mode lists the modes" "accepted: none, nvfp4, fp8_block, fp8, checkpoint" \
+  "$MXPORT" export $LAYOUT --output "$WORK/int4" --quantization int4
+expect_failure "an exclusion matching nothing" "'*.no_such_module'" \
+  "$MXPORT" export $LAYOUT --output "$WORK/typo" --quantization nvfp4 \
+  --quant-exclude '*.no_such_module'
+if [ -e "$WORK/fp8/model.safetensors.index.json" ]; then
+  echo "FAIL fp8 wrote an export"; failures=$((failures + 1))
+fi
+
+echo "$passes passed, $failures failed"
+[ "$failures" -eq 0 ]
