@@ -48,8 +48,10 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "common/export/local_executor.h"
 #include "common/export/plan.h"
 #include "common/export/quant_config.h"
+#include "common/fs/file_system.h"
 
 namespace mxport::exporter {
 
@@ -134,6 +136,15 @@ struct QuantSidecarFiles {
 absl::StatusOr<QuantSidecarFiles> QuantSidecars(const ExportPlan& plan,
                                                 absl::string_view config_json,
                                                 const Producer& producer = {});
+
+// Everything an export publishes besides the tensors and the index, config.json first: the
+// files of `hf_config_dir` (SidecarFiles), config.json generated from the args when that
+// directory has none, and, for a quantized plan, config.json's quantization_config and
+// hf_quant_config.json. `mxport export` and the coordinator's sidecar order both use it. An
+// empty producer version means this build's version.
+absl::StatusOr<std::vector<Sidecar>> CollectSidecars(fs::FileSystem& fs, const ExportPlan& plan,
+                                                     const std::string& hf_config_dir,
+                                                     const Producer& producer);
 
 }  // namespace mxport::exporter
 

@@ -6,6 +6,7 @@
 #include "common/export/checkpoint_planner.h"
 #include "common/export/hf_config.h"
 #include "common/export/plan_codec.h"
+#include "common/export/quantize_plan.h"
 
 namespace mxport::coordinator {
 
@@ -171,6 +172,12 @@ absl::Status JobDriver::OnManifest(const std::string& job_id, int64_t generation
       arch.ok() ? exporter::BuildPlan(state.config, **arch, state.checkpoint.files, ordered,
                                       options)
                 : absl::StatusOr<exporter::ExportPlan>(arch.status());
+  if (plan.ok() && view.job.spec.quantization != "none") {
+    exporter::QuantRequest quant;
+    quant.mode = view.job.spec.quantization;
+    quant.max_shard_size = options.max_shard_size;
+    plan = exporter::ApplyQuantization(*std::move(plan), quant);
+  }
   if (!plan.ok()) return FailJob(job_id, generation, plan.status());
   state.plan = std::move(*plan);
   return SendPlan(job_id, state);
@@ -226,23 +233,13 @@ absl::Status JobDriver::OnCommitted(const std::string& job_id, int64_t generatio
     order.kind = Order::Kind::kFinalize;
     order.generation = generation;
     order.output_dir = view.job.spec.output_path;
-    bool have_config = false;
-    if (!view.job.spec.hf_config_dir.empty()) {
-      ASSIGN_OR_RETURN(std::vector<std::string> names,
-                       exporter::SidecarFiles(*fs_, view.job.spec.hf_config_dir));
-      for (const std::string& name : names) {
-        ASSIGN_OR_RETURN(std::string bytes, fs::ReadFileToString(
-                                                *fs_, fs::JoinPath(view.job.spec.hf_config_dir, name)));
-        have_config |= name == "config.json";
-        order.sidecars.push_back({name, std::move(bytes)});
-      }
-    }
-    if (!have_config) {
-      order.sidecars.insert(order.sidecars.begin(),
-                            {"config.json", exporter::GenerateHfConfig(
-                                                state.config, *state.plan->arch,
-                                                state.plan->tensors.front().shape[0])
-                                                    .dump(2) + "\n"});
+    // config.json first (with quantization_config when quantized), hf_quant_config.json, the
+    // user's sidecars; the index last.
+    absl::StatusOr<std::vector<exporter::Sidecar>> sidecars = exporter::CollectSidecars(
+        *fs_, *state.plan, view.job.spec.hf_config_dir, exporter::Producer{});
+    if (!sidecars.ok()) return FailJob(job_id, generation, sidecars.status());
+    for (exporter::Sidecar& s : *sidecars) {
+      order.sidecars.push_back({std::move(s.name), std::move(s.bytes)});
     }
     order.sidecars.push_back({kIndexFile, state.plan->IndexJson().dump(2) + "\n"});
     RETURN_IF_ERROR(coordinator_->jobs()

@@ -9,14 +9,17 @@ WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 passes=0
 failures=0
-check() {  # layout model workers
-  local layout=$1 model=$2 workers=$3 name="$1 with $3 workers"
-  local out="$WORK/$layout-$workers" ref="$WORK/$layout-reference"
+check() {  # layout model workers [quantization]
+  local layout=$1 model=$2 workers=$3 quant=${4:-none} name="$1 with $3 workers"
+  [ "$quant" = none ] || name="$name, $quant"
+  local out="$WORK/$layout-$workers-$quant" ref="$WORK/$layout-reference-$quant"
   [ -d "$ref" ] || "$BIN/mxport" export --source "$FIXTURES/layouts/$layout" \
-    --hf-config "$FIXTURES/models/$model/hf" --output "$ref" --max-shard-size 100KiB >/dev/null
+    --hf-config "$FIXTURES/models/$model/hf" --output "$ref" --max-shard-size 100KiB \
+    --quantization "$quant" >/dev/null
   if ! "$BIN/mxport" local-run --source "$FIXTURES/layouts/$layout" \
       --hf-config "$FIXTURES/models/$model/hf" --output "$out" --workers "$workers" \
-      --max-shard-size 100KiB --job-id "j-$workers" > "$WORK/log" 2>&1; then
+      --max-shard-size 100KiB --job-id "j-$workers" --quantization "$quant" \
+      > "$WORK/log" 2>&1; then
     echo "FAIL $name: $(tail -2 "$WORK/log")"; failures=$((failures + 1)); return
   fi
   for f in "$ref"/*; do
@@ -41,5 +44,10 @@ for dir in "$FIXTURES"/layouts/*/; do
   check "$layout" "$model" "$fewer"
   check "$layout" "$model" "$more"
 done
+# Quantized: statistics all-gathered between worker processes, every file and sidecar
+# (config.json with quantization_config, hf_quant_config.json, the index) equal to `mxport export`.
+check qwen3_moe_tp2_pp2_ep4 qwen3_moe 5 nvfp4
+check qwen3_moe_tp2_ep2_etp2 qwen3_moe 3 fp8_block
+check mixtral_tp2_pp2_ep2 mixtral 12 nvfp4
 echo "$passes passed, $failures failed"
 [ "$failures" -eq 0 ]

@@ -124,6 +124,7 @@ absl::Status RunLocal(const LocalRunOptions& options, std::ostream& out) {
   spec->set_architecture(options.architecture);
   spec->set_workers_expected(options.workers);
   spec->set_transport(options.transport);
+  spec->set_quantization(options.quantization);
   if (!options.max_shard_size.empty()) {
     ASSIGN_OR_RETURN(uint64_t size, ParseByteSize(options.max_shard_size));
     spec->set_max_shard_size(size);

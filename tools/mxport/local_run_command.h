@@ -23,7 +23,8 @@ struct LocalRunOptions {
   std::string max_shard_size;
   int workers = 2;
   std::string transport = "tcp";  // or "nccl": worker i uses GPU i
-  std::vector<std::string> worker_args;  // passed to every mxport-worker as given
+  std::vector<std::string> worker_args;
+  std::string quantization = "none";  // none | nvfp4 | fp8_block (see quantize_plan.h)  // passed to every mxport-worker as given
   std::string job_id;  // default: local-<time>
   int timeout_seconds = 3600;
 };

@@ -64,6 +64,7 @@ int main(int argc, char** argv) {
   local_cmd->add_option("--arch", local.architecture, "HF architecture");
   local_cmd->add_option("--max-shard-size", local.max_shard_size, "e.g. 5GB");
   local_cmd->add_option("--transport", local.transport, "tcp | nccl (worker i on GPU i)");
+  local_cmd->add_option("--quantization", local.quantization, "none | nvfp4 | fp8_block");
   local_cmd->add_option("--worker-arg", local.worker_args,
                         "Flag for every worker, e.g. --worker-arg=--max-read-rate=1000000")
       ->allow_extra_args(false);

@@ -9,6 +9,7 @@
 #include "common/export/checkpoint_planner.h"
 #include "common/export/hf_config.h"
 #include "common/export/local_executor.h"
+#include "common/export/quantize_plan.h"
 #include "common/fs/fs_testutil.h"
 #include "common/base/status_macros.h"
 #include "common/testing/status_matchers.h"
@@ -232,6 +233,52 @@ TEST_F(DistributedExportTest, FewerAndMoreWorkersThanSourceFiles) {
     ASSERT_TRUE(sidecars.ok());
     EXPECT_EQ(paths.size(), want.size() + sidecars->size());
   }
+}
+
+// A quantized job: the coordinator plans the quantized tensors, the workers all-gather their
+// statistics and quantize; the files equal the single-process quantized export, and the sidecar
+// writer publishes config.json with quantization_config and hf_quant_config.json.
+TEST_F(DistributedExportTest, QuantizedJobEqualsTheSingleProcessExport) {
+  constexpr int kWorkers = 5;
+  auto spec = Spec("qwen3_moe_tp2_pp2_ep4", "qwen3_moe", kWorkers);
+  spec.quantization = "nvfp4";
+  spec.job_id += "-nvfp4";
+  spec.output_path += "-nvfp4";
+  exporter::CheckpointPlanRequest request;
+  request.source_dir = spec.source_path;
+  request.hf_config_dir = spec.hf_config_dir;
+  request.options.max_shard_size = spec.max_shard_size;
+  request.quantization.mode = "nvfp4";
+  request.quantization.max_shard_size = spec.max_shard_size;
+  ASSERT_OK_AND_ASSIGN(auto cp, exporter::PlanCheckpoint(*fs::PosixFileSystem(), request));
+  ASSERT_OK_AND_ASSIGN(auto sidecars, exporter::CollectSidecars(*fs::PosixFileSystem(), cp.plan,
+                                                                spec.hf_config_dir, {}));
+  const std::string ref = spec.output_path + "-reference";
+  ASSERT_OK(fs::PosixFileSystem()->CreateDirs(ref));
+  ASSERT_OK(exporter::ExecutePlanLocally(*fs::PosixFileSystem(), cp.plan, ref, sidecars));
+
+  ASSERT_OK(coordinator_->SubmitJob(spec).status());
+  LoopbackFabric fabric(kWorkers);
+  std::vector<std::unique_ptr<WorkerAgent>> agents;
+  std::vector<std::thread> threads;
+  for (int w = 0; w < kWorkers; ++w) agents.push_back(Agent(spec, w, fabric));
+  for (int w = 0; w < kWorkers; ++w) {
+    threads.emplace_back([&, w] { EXPECT_OK(agents[w]->Run()); });
+  }
+  for (auto& t : threads) t.join();
+  ASSERT_OK_AND_ASSIGN(auto view, coordinator_->GetJob(spec.job_id));
+  EXPECT_EQ(view.job.phase, JobPhase::kSucceeded) << view.job.message;
+  for (const auto& f : cp.plan.files) {
+    EXPECT_TRUE(Read(spec.output_path + "/" + f.name) == Read(ref + "/" + f.name)) << f.name;
+  }
+  for (const char* name : {"config.json", "hf_quant_config.json",
+                           "model.safetensors.index.json"}) {
+    EXPECT_EQ(Read(spec.output_path + "/" + name), Read(ref + "/" + name)) << name;
+  }
+  EXPECT_NE(Read(spec.output_path + "/config.json").find("\"quantization_config\""),
+            std::string::npos);
+  EXPECT_NE(Read(spec.output_path + "/hf_quant_config.json").find("W4A16_NVFP4"),
+            std::string::npos);
 }
 
 TEST_F(DistributedExportTest, AWorkerDyingMidTransferCostsOneGeneration) {

@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/base/status_macros.h"
 #include "common/export/local_executor.h"
+#include "common/export/quantize_plan.h"
 #include "common/fs/sha256.h"
 #include "common/safetensors/header.h"
 #include "common/safetensors/writer.h"
@@ -34,6 +35,7 @@ PlanExecutor::PlanExecutor(Options options) : options_(std::move(options)) {
   ScheduleOptions schedule;
   schedule.step_bytes = std::max<uint64_t>(1, options_.in_flight_bytes / 4);
   schedule.chunk_bytes = std::min(options_.chunk_bytes, schedule.step_bytes);
+  chunk_bytes_ = schedule.chunk_bytes;
   schedule.skip_files = options_.skip_files;
   schedule.self_transfer = options_.self_transfer;
   schedule_ = BuildSchedule(*options_.plan, roles_, world, schedule);
@@ -63,13 +65,77 @@ bool PlanExecutor::failed() {
 }
 
 absl::Status PlanExecutor::Write(const Piece& chunk, absl::string_view rows) {
-  const HfTensor& t = options_.plan->tensors[chunk.tensor];
+  const ExportPlan& plan = *options_.plan;
+  const HfTensor& t = plan.tensors[chunk.tensor];
   OpenFile& file = *files_[t.file];
-  RETURN_IF_ERROR(exporter::ScatterPiece(chunk, t, rows,
-                                         [&](uint64_t offset, absl::string_view bytes) {
-                                           return file.writer->WritePiece(t.name, offset, bytes);
-                                         }));
+  if (t.quant_part == exporter::QuantPart::kWeight) {
+    // The writer quantizes: the statistics of every reader are known by now.
+    ASSIGN_OR_RETURN(std::string q, exporter::QuantizeChunk(plan, stats_, chunk, rows));
+    RETURN_IF_ERROR(exporter::ScatterQuantized(
+        plan, chunk, q, [&](int tensor, uint64_t offset, absl::string_view bytes) {
+          return file.writer->WritePiece(plan.tensors[tensor].name, offset, bytes);
+        }));
+  } else {
+    RETURN_IF_ERROR(exporter::ScatterPiece(
+        chunk, t, rows, [&](uint64_t offset, absl::string_view bytes) {
+          return file.writer->WritePiece(t.name, offset, bytes);
+        }));
+  }
   bytes_written_ += rows.size();
+  return absl::OkStatus();
+}
+
+absl::Status PlanExecutor::GatherStats(exporter::SourceReader& reader) {
+  const ExportPlan& plan = *options_.plan;
+  // This worker's share: every piece of a quantized weight it reads, committed files included
+  // (a fused sibling's scale depends on them).
+  exporter::QuantStats mine;
+  for (size_t i = 0; i < plan.pieces.size(); ++i) {
+    const Piece& piece = plan.pieces[i];
+    if (roles_.piece_reader[i] != rank_ ||
+        plan.tensors[piece.tensor].quant_part != exporter::QuantPart::kWeight) {
+      continue;
+    }
+    for (const Piece& chunk : ChunkPiece(plan, piece, chunk_bytes_)) {
+      ASSIGN_OR_RETURN(std::string rows, reader.ReadRows(chunk));
+      RETURN_IF_ERROR(mine.Accumulate(plan, chunk, rows));
+    }
+  }
+  // All-gather over the data plane: the sizes first (a receive must know its size), then the
+  // statistics. Every rank merges the same set, so every rank holds the same result.
+  const int world = options_.transport->world_size();
+  const std::string own = mine.Serialize();
+  const uint64_t own_size = own.size();
+  const absl::string_view own_size_bytes(reinterpret_cast<const char*>(&own_size),
+                                         sizeof(own_size));
+  std::vector<uint64_t> sizes(world, 0);
+  std::vector<transport::SendOp> sends;
+  std::vector<transport::RecvOp> recvs;
+  for (int peer = 0; peer < world; ++peer) {
+    if (peer == rank_) continue;
+    sends.push_back({peer, own_size_bytes});
+    recvs.push_back({peer, absl::MakeSpan(reinterpret_cast<char*>(&sizes[peer]),
+                                          sizeof(uint64_t))});
+  }
+  RETURN_IF_ERROR(options_.transport->Exchange(sends, recvs));
+  std::vector<std::string> theirs(world);
+  sends.clear();
+  recvs.clear();
+  for (int peer = 0; peer < world; ++peer) {
+    if (peer == rank_) continue;
+    theirs[peer].assign(sizes[peer], '\0');
+    sends.push_back({peer, own});
+    recvs.push_back({peer, absl::MakeSpan(theirs[peer])});
+  }
+  RETURN_IF_ERROR(options_.transport->Exchange(sends, recvs));
+  exporter::QuantStats all;
+  for (int r = 0; r < world; ++r) {
+    ASSIGN_OR_RETURN(exporter::QuantStats part,
+                     exporter::QuantStats::Parse(r == rank_ ? own : theirs[r]));
+    RETURN_IF_ERROR(all.Merge(part));
+  }
+  RETURN_IF_ERROR(all.Finish(plan));
+  stats_ = std::move(all);
   return absl::OkStatus();
 }
 
@@ -145,6 +211,14 @@ absl::Status PlanExecutor::FinishFiles() {
   const ExportPlan& plan = *options_.plan;
   for (size_t f = 0; f < files_.size(); ++f) {
     if (files_[f] == nullptr) continue;
+    for (int ti : plan.files[f].tensors) {  // scales that follow from the statistics alone
+      const exporter::QuantPart part = plan.tensors[ti].quant_part;
+      if (part != exporter::QuantPart::kWeightScale2 && part != exporter::QuantPart::kScaleInv) {
+        continue;
+      }
+      ASSIGN_OR_RETURN(std::string bytes, exporter::ScaleTensorBytes(plan, stats_, ti));
+      RETURN_IF_ERROR(files_[f]->writer->WritePiece(plan.tensors[ti].name, 0, bytes));
+    }
     RETURN_IF_ERROR(files_[f]->writer->Finish());
     StagedFile staged;
     staged.name = plan.files[f].name;
@@ -184,7 +258,6 @@ absl::Status PlanExecutor::RunSteps() {
     file->staged_path = fs::JoinPath(options_.staging_dir, plan.files[f].name);
     ASSIGN_OR_RETURN(file->writer,
                      safetensors::Writer::Create(*options_.fs, file->staged_path, header));
-    bytes_total_ += plan.files[f].data_bytes;
     files_[f] = std::move(file);
   }
   my_messages_.assign(schedule_.steps, {});
@@ -192,7 +265,9 @@ absl::Status PlanExecutor::RunSteps() {
   for (size_t i = 0; i < schedule_.messages.size(); ++i) {
     const Message& m = schedule_.messages[i];
     if (m.from != rank_ && m.to != rank_) continue;
+    // Progress counts bytes as read: sent by this reader, and written by this writer.
     if (m.from == rank_ && (m.to != rank_ || options_.self_transfer)) bytes_total_ += m.bytes;
+    if (m.to == rank_) bytes_total_ += m.bytes;
     my_messages_[m.step].push_back(static_cast<int>(i));
   }
   for (int64_t s = 0; s < schedule_.steps; ++s) {
@@ -200,6 +275,7 @@ absl::Status PlanExecutor::RunSteps() {
   }
 
   exporter::SourceReader reader(*options_.fs, plan);
+  if (exporter::IsQuantized(plan)) RETURN_IF_ERROR(GatherStats(reader));
   reader_ = &reader;
   read_start_ = absl::Now();
   std::thread read_ahead([this, &my_steps] { ReadAhead(my_steps); });

@@ -10,8 +10,11 @@
 // `publish`. Host memory stays bounded by in_flight_bytes (two steps of sends, read ahead and
 // in flight, plus one step of receives: step_bytes = in_flight_bytes / 4), never by the model;
 // a single row larger than that is the only excess. Files named in skip_files (committed by an
-// earlier generation) are neither read nor written. Errors abort the transport, so every peer
-// stops promptly; the first error is returned. Not thread-safe: Run() once.
+// earlier generation) are neither read nor written. A quantized plan first reads every piece of
+// a quantized weight its worker reads, all-gathers the statistics (amax, tile maxima) with every
+// peer over the transport, then quantizes at the writer, so the scales are those of the whole
+// tensor and its fused siblings, identical whoever read what. Errors abort the transport, so
+// every peer stops promptly; the first error is returned. Not thread-safe: Run() once.
 #ifndef MXPORT_WORKER_CORE_PLAN_EXECUTOR_H_
 #define MXPORT_WORKER_CORE_PLAN_EXECUTOR_H_
 
@@ -25,6 +28,7 @@
 #include "absl/synchronization/mutex.h"
 #include "common/export/local_executor.h"
 #include "common/export/plan.h"
+#include "common/export/quantize_plan.h"
 #include "common/fs/file_system.h"
 #include "worker/core/schedule.h"
 #include "worker/transport/transport.h"
@@ -74,6 +78,9 @@ class PlanExecutor {
   void ReadAhead(const std::vector<int64_t>& steps);
   absl::StatusOr<std::unique_ptr<Step>> ReadStep(int64_t step);
   absl::Status ExchangeStep(Step& step);
+  // Quantized plans: reads this worker's pieces of quantized weights, all-gathers the
+  // statistics with every peer over the transport and keeps the merged result in stats_.
+  absl::Status GatherStats(exporter::SourceReader& reader);
   absl::Status FinishFiles();
   absl::Status Fail(absl::Status status);
   absl::Status Write(const exporter::Piece& chunk, absl::string_view rows);
@@ -84,6 +91,8 @@ class PlanExecutor {
   Schedule schedule_;
   std::vector<std::vector<int>> my_messages_;  // per step: indices into schedule_.messages
   int rank_;
+  uint64_t chunk_bytes_ = 0;
+  exporter::QuantStats stats_;
   exporter::SourceReader* reader_ = nullptr;
   absl::Time read_start_;
   uint64_t read_bytes_ = 0;

@@ -6,6 +6,7 @@
 
 #include "common/export/checkpoint_planner.h"
 #include "common/export/local_executor.h"
+#include "common/export/quantize_plan.h"
 #include "common/fs/fs_testutil.h"
 #include "common/fs/sha256.h"
 #include "common/testing/status_matchers.h"
@@ -147,6 +148,42 @@ TEST_F(PlanExecutorTest, RendezvousStepsLikeNccl) {
       EXPECT_OK(s);
     }
     EXPECT_EQ(Files(out, plan), want);
+  }
+}
+
+// Quantized plans: statistics all-gathered over the transport, quantization at the writer. The
+// files must equal the single-process export of the same plan for any number of workers, over
+// stream and rendezvous transports, also when some files were committed earlier (their pieces
+// still count towards the fused siblings' scales).
+TEST_F(PlanExecutorTest, QuantizedPlansGiveTheSingleProcessFiles) {
+  for (const char* mode : {"nvfp4", "fp8_block"}) {
+    for (const char* layout : {"qwen3_moe_tp2_pp2_ep4", "qwen3_moe_tp2_ep2_etp2"}) {
+      SCOPED_TRACE(absl::StrCat(mode, " ", layout));
+      exporter::QuantRequest request;
+      request.mode = mode;
+      request.max_shard_size = 100 * 1024;
+      ASSERT_OK_AND_ASSIGN(exporter::ExportPlan plan,
+                           exporter::ApplyQuantization(Plan(layout, "qwen3_moe"), request));
+      ASSERT_TRUE(exporter::IsQuantized(plan));
+      const auto want = Reference(plan);
+      for (int workers : {1, 3, 11}) {
+        const std::string out = absl::StrCat(dir_.path(), "/q-", mode, "-", layout, "-", workers);
+        ASSERT_OK(fs::PosixFileSystem()->CreateDirs(out));
+        auto group = workers == 3 ? transport::NewRendezvousGroup(workers, absl::Seconds(60))
+                                  : transport::NewLoopbackGroup(workers, absl::Seconds(60));
+        for (const absl::Status& s : RunAll(plan, group, out, 4096)) EXPECT_OK(s);
+        EXPECT_EQ(Files(out, plan), want) << workers << " workers";
+      }
+      // A later generation that writes only some files gives the same bytes for them.
+      const std::string out = absl::StrCat(dir_.path(), "/q-resume-", mode, "-", layout);
+      ASSERT_OK(fs::PosixFileSystem()->CreateDirs(out));
+      std::set<std::string> skip = {plan.files[0].name};
+      auto group = transport::NewLoopbackGroup(4, absl::Seconds(60));
+      for (const absl::Status& s : RunAll(plan, group, out, 4096, skip)) EXPECT_OK(s);
+      for (const auto& [name, bytes] : Files(out, plan)) {
+        if (!skip.contains(name)) EXPECT_TRUE(bytes == want.at(name)) << name;
+      }
+    }
   }
 }
 
