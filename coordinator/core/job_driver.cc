@@ -119,7 +119,8 @@ absl::Status JobDriver::Start(const std::string& job_id, JobState& state, const 
     order.world_size = spec.workers_expected;
     order.peer_addresses = peers;
     order.transport = transport;
-    for (const exporter::ShardAssignment& a : exporter::AssignShards(w, spec.workers_expected, sources)) {
+    for (const exporter::ShardAssignment& a :
+         exporter::AssignShards(w, spec.workers_expected, sources)) {
       const megatron::RankFile& f = state.checkpoint.files[a.shard];
       order.shards.push_back({f.path, f.tp.value(), f.pp.value(), f.ep.value(), a.replica,
                               a.replicas});

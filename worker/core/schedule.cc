@@ -32,7 +32,8 @@ Roles ComputeRoles(const ExportPlan& plan, int world_size) {
 
 std::vector<Piece> ChunkPiece(const ExportPlan& plan, const Piece& piece, uint64_t chunk_bytes) {
   const HfTensor& t = plan.tensors[piece.tensor];
-  const uint64_t row_bytes = static_cast<uint64_t>(piece.src_cols) * ElementBytes(t.piece_dtype());
+  const uint64_t row_bytes =
+      static_cast<uint64_t>(piece.src_cols) * ElementBytes(t.piece_dtype());
   const int64_t rows_per_chunk = std::max<int64_t>(
       1, static_cast<int64_t>(chunk_bytes / std::max<uint64_t>(1, row_bytes)));
   std::vector<Piece> chunks;
@@ -81,7 +82,8 @@ Schedule BuildSchedule(const ExportPlan& plan, const Roles& roles, int world_siz
       m.chunk = chunk;
       m.from = from;
       m.to = to;
-      m.bytes = static_cast<uint64_t>(chunk.rows) * chunk.src_cols * ElementBytes(t.piece_dtype());
+      m.bytes =
+          static_cast<uint64_t>(chunk.rows) * chunk.src_cols * ElementBytes(t.piece_dtype());
       if (from == to && !options.self_transfer) {
         m.step = send[from].step;  // local: no budget, no partner
       } else {

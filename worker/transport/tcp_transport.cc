@@ -156,7 +156,8 @@ class TcpTransport : public Transport {
     const absl::Time deadline = absl::Now() + options_.op_timeout;
     const uint64_t n = data.size();
     const std::string what = absl::StrCat("send to rank ", peer);
-    absl::Status s = WriteAll(fds_[peer], reinterpret_cast<const char*>(&n), sizeof(n), deadline, what);
+    absl::Status s =
+        WriteAll(fds_[peer], reinterpret_cast<const char*>(&n), sizeof(n), deadline, what);
     if (s.ok()) s = WriteAll(fds_[peer], data.data(), data.size(), deadline, what);
     return aborted_ ? Aborted() : s;
   }
