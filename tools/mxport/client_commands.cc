@@ -23,6 +23,8 @@
 #include "common/json/json.h"
 #include "google/protobuf/util/json_util.h"
 #include "mxport/v1/export.grpc.pb.h"
+#include "tools/mxport/cli_format.h"
+#include "tools/mxport/job_spec_builder.h"
 #include "tools/mxport/plan_command.h"
 
 namespace mxport::cli {
@@ -72,21 +74,6 @@ std::string ToJson(const google::protobuf::Message& message) {
   return out;
 }
 
-std::string Human(double bytes) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
-  int u = 0;
-  for (; bytes >= 1024 && u < 5; ++u) bytes /= 1024;
-  return absl::StrFormat(u == 0 ? "%.0f %s" : "%.1f %s", bytes, units[u]);
-}
-
-std::string Eta(double seconds) {
-  if (seconds < 0) return "-";
-  const int64_t s = static_cast<int64_t>(seconds + 0.5);
-  if (s < 60) return absl::StrFormat("%ds", s);
-  if (s < 3600) return absl::StrFormat("%dm%02ds", s / 60, s % 60);
-  return absl::StrFormat("%dh%02dm", s / 3600, (s % 3600) / 60);
-}
-
 std::string Percent(const pb::Job& job) {
   if (job.bytes_total() == 0) return "-";
   return absl::StrFormat("%.1f%%", 100.0 * job.bytes_done() / job.bytes_total());
@@ -105,9 +92,9 @@ std::string ProgressLine(const pb::Job& job) {
           : static_cast<int>(width * std::min(1.0, 1.0 * job.bytes_done() / job.bytes_total()));
   return absl::StrFormat("%-12s [%s%s] %s / %s (%s)  %s/s  ETA %s  files %d/%d",
                          pb::JobPhase_Name(job.phase()), std::string(filled, '#'),
-                         std::string(width - filled, '.'), Human(job.bytes_done()),
-                         Human(job.bytes_total()), Percent(job), Human(job.bytes_per_second()),
-                         Eta(job.eta_seconds()), job.files_committed(), job.files_total());
+                         std::string(width - filled, '.'), HumanBytes(job.bytes_done()),
+                         HumanBytes(job.bytes_total()), Percent(job), HumanBytes(job.bytes_per_second()),
+                         HumanDuration(job.eta_seconds()), job.files_committed(), job.files_total());
 }
 
 void PrintTable(const Table& rows, std::ostream& out) {
@@ -144,8 +131,8 @@ void PrintJob(const pb::Job& job, bool json, std::ostream& out) {
     rows.push_back({absl::StrCat("  ", w.index()), pb::WorkerState_Name(w.state()), w.host(),
                     w.gpu() < 0 ? "cpu" : absl::StrCat(w.gpu()),
                     absl::StrFormat("%.1fs", w.heartbeat_age_seconds()),
-                    absl::StrCat(Human(w.bytes_done()), " / ", Human(w.bytes_total())),
-                    absl::StrCat(Human(w.bytes_per_second()), "/s"), w.activity(),
+                    absl::StrCat(HumanBytes(w.bytes_done()), " / ", HumanBytes(w.bytes_total())),
+                    absl::StrCat(HumanBytes(w.bytes_per_second()), "/s"), w.activity(),
                     absl::StrJoin(w.coordinates(), ", ")});
   }
   if (job.workers_size() > 0) PrintTable(rows, out);
@@ -156,90 +143,6 @@ void PrintEvent(const pb::Event& e, bool json, std::ostream& out) {
                : absl::StrFormat("#%-3d %s  gen %d  %-10s %s", e.seq(), e.time(), e.generation(),
                                  e.type(), e.message()))
       << std::endl;
-}
-
-absl::Status ParseLabels(const std::vector<std::string>& flags,
-                         google::protobuf::Map<std::string, std::string>* labels) {
-  for (const std::string& flag : flags) {
-    const size_t eq = flag.find('=');
-    if (eq == 0 || eq == std::string::npos) {
-      return absl::InvalidArgumentError(absl::StrCat("label '", flag, "' is not key=value"));
-    }
-    (*labels)[flag.substr(0, eq)] = flag.substr(eq + 1);
-  }
-  return absl::OkStatus();
-}
-
-// The YAML subset: "key: value" lines, '#' comments, and indented "name: value" lines under a
-// "key:" line (one level, e.g. labels). Scalars become JSON strings, which the proto3 JSON
-// parser also takes for numeric fields.
-absl::StatusOr<std::string> SimpleYamlToJson(absl::string_view text, const std::string& path) {
-  Json root = Json::object();
-  std::string block;
-  int line_no = 0;
-  for (absl::string_view line : absl::StrSplit(text, '\n')) {
-    ++line_no;
-    line = line.substr(0, line.find(" #"));
-    if (absl::StartsWith(absl::StripLeadingAsciiWhitespace(line), "#") ||
-        absl::StripAsciiWhitespace(line).empty()) {
-      continue;
-    }
-    const bool nested = absl::ascii_isspace(line[0]);
-    const size_t colon = line.find(':');
-    if (colon == absl::string_view::npos || (nested && block.empty())) {
-      return absl::InvalidArgumentError(absl::StrCat(path, ":", line_no, ": not 'key: value'"));
-    }
-    const std::string key(absl::StripAsciiWhitespace(line.substr(0, colon)));
-    std::string value(absl::StripAsciiWhitespace(line.substr(colon + 1)));
-    if (value.size() >= 2 && (value[0] == '"' || value[0] == '\'') && value.back() == value[0]) {
-      value = value.substr(1, value.size() - 2);
-    }
-    if (!nested) block = value.empty() ? key : "";
-    Json& slot = nested ? root[block][key] : root[key];
-    slot = !nested && value.empty() ? Json::object() : Json(value);
-  }
-  return root.dump();
-}
-
-std::string Absolute(const std::string& path) {
-  char cwd[PATH_MAX] = {};
-  if (path.empty() || path[0] == '/' || getcwd(cwd, sizeof(cwd)) == nullptr) return path;
-  return fs::JoinPath(cwd, path);
-}
-
-absl::StatusOr<pb::JobSpec> BuildSpec(const SubmitOptions& o) {
-  pb::JobSpec spec;
-  if (!o.spec_file.empty()) {
-    ASSIGN_OR_RETURN(std::string text, fs::ReadFileToString(*fs::PosixFileSystem(), o.spec_file));
-    if (!absl::StartsWith(absl::StripLeadingAsciiWhitespace(text), "{")) {
-      ASSIGN_OR_RETURN(text, SimpleYamlToJson(text, o.spec_file));
-    }
-    const auto parsed = google::protobuf::util::JsonStringToMessage(text, &spec);
-    if (!parsed.ok()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(o.spec_file, ": not a JobSpec: ", std::string(parsed.message())));
-    }
-  }
-  auto set = [](const std::string& value, std::string* field) {
-    if (!value.empty()) *field = value;
-  };
-  set(o.job_id, spec.mutable_job_id());
-  set(Absolute(o.source), spec.mutable_source_path());
-  set(Absolute(o.output), spec.mutable_output_path());
-  set(Absolute(o.hf_config), spec.mutable_hf_config_dir());
-  set(o.architecture, spec.mutable_architecture());
-  set(o.transport, spec.mutable_transport());
-  set(o.quantization, spec.mutable_quantization());
-  set(o.output_dtype, spec.mutable_output_dtype());
-  if (o.workers > 0) spec.set_workers_expected(o.workers);
-  if (o.iteration >= 0) spec.set_iteration(o.iteration);
-  if (!o.max_shard_size.empty()) {
-    ASSIGN_OR_RETURN(uint64_t size, ParseByteSize(o.max_shard_size));
-    spec.set_max_shard_size(size);
-  }
-  RETURN_IF_ERROR(ParseLabels(o.labels, spec.mutable_labels()));
-  if (spec.job_id().empty()) return absl::InvalidArgumentError("no job id (--job-id or --spec)");
-  return spec;
 }
 
 // One WatchJob stream, read on its own thread so that the caller can wait with a timeout.
@@ -436,8 +339,8 @@ int RunList(const ListOptions& options, std::ostream& out, std::ostream& err) {
     for (const pb::Job& job : response.jobs()) {
       rows.push_back(
           {job.spec().job_id(), pb::JobPhase_Name(job.phase()), absl::StrCat(job.generation()),
-           absl::StrCat(Human(job.bytes_done()), " / ", Human(job.bytes_total())), Percent(job),
-           absl::StrCat(Human(job.bytes_per_second()), "/s"), Eta(job.eta_seconds()),
+           absl::StrCat(HumanBytes(job.bytes_done()), " / ", HumanBytes(job.bytes_total())), Percent(job),
+           absl::StrCat(HumanBytes(job.bytes_per_second()), "/s"), HumanDuration(job.eta_seconds()),
            absl::StrCat(job.files_committed(), "/", job.files_total()),
            absl::StrCat(job.workers_size(), "/", job.spec().workers_expected()), job.updated_at(),
            Labels(job.spec().labels())});

@@ -16,6 +16,7 @@
 #include "common/fs/file_system.h"
 #include "common/json/json.h"
 #include "mxport/v1/export.grpc.pb.h"
+#include "tools/mxport/cli_format.h"
 #include "tools/mxport/plan_command.h"
 
 extern char** environ;
@@ -64,22 +65,6 @@ std::string BinDir() {
   return n > 0 ? fs::Dirname(std::string(path, n)) : ".";
 }
 
-std::string Absolute(const std::string& path) {
-  if (path.empty() || path[0] == '/') return path;
-  char cwd[PATH_MAX] = {};
-  return getcwd(cwd, sizeof(cwd)) != nullptr ? fs::JoinPath(cwd, path) : path;
-}
-
-std::string Human(double bytes) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  int u = 0;
-  while (bytes >= 1024 && u < 4) {
-    bytes /= 1024;
-    ++u;
-  }
-  return absl::StrFormat("%.1f %s", bytes, units[u]);
-}
-
 }  // namespace
 
 absl::Status RunLocal(const LocalRunOptions& options, std::ostream& out) {
@@ -118,9 +103,9 @@ absl::Status RunLocal(const LocalRunOptions& options, std::ostream& out) {
                                  ? absl::StrCat("local-", absl::ToUnixSeconds(absl::Now()))
                                  : options.job_id;
   spec->set_job_id(job_id);
-  spec->set_source_path(Absolute(options.source));
-  spec->set_output_path(Absolute(options.output));
-  spec->set_hf_config_dir(Absolute(options.hf_config));
+  spec->set_source_path(AbsolutePath(options.source));
+  spec->set_output_path(AbsolutePath(options.output));
+  spec->set_hf_config_dir(AbsolutePath(options.hf_config));
   spec->set_architecture(options.architecture);
   spec->set_workers_expected(options.workers);
   spec->set_transport(options.transport);
@@ -162,8 +147,8 @@ absl::Status RunLocal(const LocalRunOptions& options, std::ostream& out) {
       const int filled = total > 0 ? static_cast<int>(width * std::min(1.0, done / total)) : 0;
       out << "\r" << absl::StrFormat("%-12s [%s%s] %s / %s  %s/s  files %d/%d",
                                      pb::JobPhase_Name(job.phase()), std::string(filled, '#'),
-                                     std::string(width - filled, '.'), Human(done),
-                                     Human(total), Human(job.bytes_per_second()),
+                                     std::string(width - filled, '.'), HumanBytes(done),
+                                     HumanBytes(total), HumanBytes(job.bytes_per_second()),
                                      job.files_committed(), job.files_total())
           << std::flush;
       if (job.phase() == pb::SUCCEEDED || job.phase() == pb::FAILED ||
