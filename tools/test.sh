@@ -36,6 +36,11 @@ echo "== benchmarks"
 ./build/bin/plan_benchmark
 ./build/bin/coordinator_load_benchmark build/bin "${MXPORT_LOAD_WORKERS:-500}" 50 \
   "${MXPORT_LOAD_SECONDS:-60}"
+# local-run against cp -r on a synthetic checkpoint of MXPORT_EXPORT_BENCH_GB GB (default 4),
+# with per-worker peak RSS and a full check of the output; fails only on a wrong export. Writes
+# up to 2 × that at a time under build/export-bench and removes it afterwards.
+/usr/bin/python3 bench/export_benchmark.py --bin build/bin --work build/export-bench \
+  --gb "${MXPORT_EXPORT_BENCH_GB:-4}"
 
 echo "== deploy checks"; bash tools/deploy-check.sh build/bin
 

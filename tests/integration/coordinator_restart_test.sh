@@ -6,11 +6,10 @@
 set -uo pipefail
 BIN=$(cd "$1" && pwd)
 FIXTURES=$(cd "$2" && pwd)
+source "$(dirname "$0")/lib.sh"
 WORK=$(mktemp -d)
-PY=python3
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done; rm -rf "$WORK"; }
-trap cleanup EXIT
+trap 'kill_tracked; rm -rf "$WORK"' EXIT
+JOB=restart  # used by the helpers of lib.sh
 fail() { echo "FAIL $*"; echo "0 passed, 1 failed"; exit 1; }
 
 read -r GP RP < <($PY -c 'import socket
@@ -23,12 +22,9 @@ start_coordinator() {
   "$BIN/mxport-coordinator" --grpc-address 127.0.0.1:$GP --rest-port $RP --db "$WORK/state.db" \
     --port-file "$WORK/ports.json" --tick-interval 1 --log-level warn &
   COORD=$!
-  pids+=("$COORD")
-  for _ in $(seq 300); do [ -s "$WORK/ports.json" ] && return 0; sleep 0.1; done
-  fail "the coordinator did not start"
+  track_pid "$COORD"
+  wait_port_file "$WORK/ports.json" || fail "the coordinator did not start"
 }
-job() { curl -sf "$REST/v1/jobs/restart"; }
-field() { $PY -c "import json,sys; j=json.load(sys.stdin); print($1)"; }
 
 LAYOUT=$FIXTURES/layouts/qwen3_moe_tp2_pp2_ep4
 HF=$FIXTURES/models/qwen3_moe/hf
@@ -39,28 +35,19 @@ curl -sf -X POST "$REST/v1/jobs" -d "{\"job_id\": \"restart\", \"source_path\": 
 for w in 0 1 2; do  # paced reads so the job is still running when the coordinator dies
   "$BIN/mxport-worker" --coordinator 127.0.0.1:$GP --job restart --index $w \
     --max-read-rate 20000 --chunk-bytes 4096 &
-  pids+=("$!")
+  track_pid "$!"
 done
 # Kill the coordinator right after the first file is committed.
-for _ in $(seq 600); do
-  n=$(job | field 'len(j.get("committed", []))' 2>/dev/null || echo 0)
-  [ "${n:-0}" -ge 1 ] && break
-  sleep 0.1
-done
-[ "${n:-0}" -ge 1 ] || fail "no file was committed before the kill"
-BEFORE=$(job)
+committed() { BEFORE=$(job_json) && [ "$(json_get 'len(j.get("committed", []))' <<<"$BEFORE")" -ge 1 ]; }
+poll_until 60 committed || fail "no file was committed before the kill"
 kill -9 "$COORD"
 wait "$COORD" 2>/dev/null
-phase_before=$(echo "$BEFORE" | field 'j["phase"]')
+phase_before=$(json_get 'j["phase"]' <<<"$BEFORE")
 [ "$phase_before" != "SUCCEEDED" ] || fail "the job ended before the kill"
 start_coordinator
-for _ in $(seq 1200); do
-  phase=$(job | field 'j["phase"]' 2>/dev/null)
-  [ "$phase" = "SUCCEEDED" ] || [ "$phase" = "FAILED" ] && break
-  sleep 0.1
-done
-AFTER=$(job)
-[ "$phase" = "SUCCEEDED" ] || fail "job ended $phase: $(echo "$AFTER" | field 'j["message"]')"
+phase=$(wait_job_end 120)
+AFTER=$(job_json)
+[ "$phase" = "SUCCEEDED" ] || fail "job ended $phase: $(json_get 'j["message"]' <<<"$AFTER")"
 
 # Journal intact: commits from before kept their token and generation; restarts counted.
 $PY - "$BEFORE" "$AFTER" <<'PY' || fail "journal check"
@@ -77,7 +64,7 @@ new = [int(c["token"]) for p, c in a.items() if p not in b]
 assert new and min(new) > tokens_before, (tokens_before, new)
 print("journal: %d commits kept, %d new with larger tokens" % (len(b), len(new)))
 PY
-curl -sf "$REST/v1/jobs/restart/events" > "$WORK/events.ndjson" || fail "events"
+job_events > "$WORK/events.ndjson" || fail "events"
 $PY - "$WORK/events.ndjson" <<'PY' || fail "event log"
 import json, sys
 events = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
