@@ -37,6 +37,10 @@ absl::StatusOr<CommitResult> Committer::Commit(const std::string& output_dir,
         "staged file ", request.staged_path, " is not inside ", staging));
   }
   fs::FileSystem& fs = *options_.fs;
+  // Hash before taking the lock (a staged file no longer changes), so commits of different
+  // files do not wait on each other's reads. A failure matters only if the commit goes ahead.
+  absl::StatusOr<std::string> hash = std::string();
+  if (options_.verify_hash) hash = fs::Sha256File(fs, request.staged_path);
   absl::MutexLock lock(&mu_);
 
   ASSIGN_OR_RETURN(std::optional<CommitRecord> existing,
@@ -64,10 +68,13 @@ absl::StatusOr<CommitResult> Committer::Commit(const std::string& output_dir,
         request.size));
   }
   if (options_.verify_hash) {
-    ASSIGN_OR_RETURN(std::string hash, fs::Sha256File(fs, request.staged_path));
-    if (hash != request.sha256) {
+    if (!hash.ok()) {
       return absl::FailedPreconditionError(absl::StrCat(
-          "staged file ", request.staged_path, " has SHA-256 ", hash, ", the commit says ",
+          "staged file ", request.staged_path, " cannot be read: ", hash.status().message()));
+    }
+    if (*hash != request.sha256) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "staged file ", request.staged_path, " has SHA-256 ", *hash, ", the commit says ",
           request.sha256));
     }
   }

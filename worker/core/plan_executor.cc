@@ -20,6 +20,8 @@ using exporter::Piece;
 struct PlanExecutor::OpenFile {
   std::string staged_path;
   std::unique_ptr<safetensors::Writer> writer;
+  std::atomic<int64_t> remaining{0};  // messages still to be written into it
+  bool queued = false;                // handed to the finisher (guarded by finish_mu_)
 };
 
 struct PlanExecutor::Step {
@@ -33,7 +35,10 @@ PlanExecutor::PlanExecutor(Options options) : options_(std::move(options)) {
   const int world = options_.transport->world_size();
   roles_ = ComputeRoles(*options_.plan, world);
   ScheduleOptions schedule;
-  schedule.step_bytes = std::max<uint64_t>(1, options_.in_flight_bytes / 4);
+  // A step holds at most a quarter of the in-flight budget and four chunks per direction, so
+  // small jobs still take several steps and files commit as they complete.
+  schedule.step_bytes = std::max<uint64_t>(
+      1, std::min(options_.in_flight_bytes / 4, 4 * std::max<uint64_t>(1, options_.chunk_bytes)));
   schedule.chunk_bytes = std::min(options_.chunk_bytes, schedule.step_bytes);
   chunk_bytes_ = schedule.chunk_bytes;
   schedule.skip_files = options_.skip_files;
@@ -82,6 +87,8 @@ absl::Status PlanExecutor::Write(const Piece& chunk, absl::string_view rows) {
         }));
   }
   bytes_written_ += rows.size();
+  // The file's last message: publish it now (on the finisher thread), not at the end of the plan.
+  if (--file.remaining == 0) QueueFinish(t.file);
   return absl::OkStatus();
 }
 
@@ -207,27 +214,51 @@ absl::Status PlanExecutor::ExchangeStep(Step& step) {
   return absl::OkStatus();
 }
 
-absl::Status PlanExecutor::FinishFiles() {
+absl::Status PlanExecutor::FinishFile(int f) {
   const ExportPlan& plan = *options_.plan;
-  for (size_t f = 0; f < files_.size(); ++f) {
-    if (files_[f] == nullptr) continue;
-    for (int ti : plan.files[f].tensors) {  // scales that follow from the statistics alone
-      const exporter::QuantPart part = plan.tensors[ti].quant_part;
-      if (part != exporter::QuantPart::kWeightScale2 && part != exporter::QuantPart::kScaleInv) {
-        continue;
-      }
-      ASSIGN_OR_RETURN(std::string bytes, exporter::ScaleTensorBytes(plan, stats_, ti));
-      RETURN_IF_ERROR(files_[f]->writer->WritePiece(plan.tensors[ti].name, 0, bytes));
+  for (int ti : plan.files[f].tensors) {  // scales that follow from the statistics alone
+    const exporter::QuantPart part = plan.tensors[ti].quant_part;
+    if (part != exporter::QuantPart::kWeightScale2 && part != exporter::QuantPart::kScaleInv) {
+      continue;
     }
-    RETURN_IF_ERROR(files_[f]->writer->Finish());
-    StagedFile staged;
-    staged.name = plan.files[f].name;
-    staged.staged_path = files_[f]->staged_path;
-    ASSIGN_OR_RETURN(staged.size, options_.fs->FileSize(staged.staged_path));
-    ASSIGN_OR_RETURN(staged.sha256, fs::Sha256File(*options_.fs, staged.staged_path));
-    if (options_.publish) RETURN_IF_ERROR(options_.publish(staged));
+    ASSIGN_OR_RETURN(std::string bytes, exporter::ScaleTensorBytes(plan, stats_, ti));
+    RETURN_IF_ERROR(files_[f]->writer->WritePiece(plan.tensors[ti].name, 0, bytes));
   }
+  RETURN_IF_ERROR(files_[f]->writer->Finish());
+  StagedFile staged;
+  staged.name = plan.files[f].name;
+  staged.staged_path = files_[f]->staged_path;
+  ASSIGN_OR_RETURN(staged.size, options_.fs->FileSize(staged.staged_path));
+  ASSIGN_OR_RETURN(staged.sha256, fs::Sha256File(*options_.fs, staged.staged_path));
+  if (options_.publish) RETURN_IF_ERROR(options_.publish(staged));
   return absl::OkStatus();
+}
+
+void PlanExecutor::QueueFinish(int f) {
+  absl::MutexLock lock(&finish_mu_);
+  if (files_[f]->queued) return;
+  files_[f]->queued = true;
+  finish_queue_.push_back(f);
+}
+
+void PlanExecutor::Finisher() {
+  while (true) {
+    int f = -1;
+    {
+      absl::MutexLock lock(&finish_mu_);
+      finish_mu_.Await(absl::Condition(
+          +[](PlanExecutor* self) ABSL_EXCLUSIVE_LOCKS_REQUIRED(self->finish_mu_) {
+            return !self->finish_queue_.empty() || self->finish_closed_;
+          },
+          this));
+      if (finish_queue_.empty()) return;  // closed and drained
+      f = finish_queue_.front();
+      finish_queue_.erase(finish_queue_.begin());
+    }
+    if (failed()) continue;  // drain without publishing
+    const absl::Status status = FinishFile(f);
+    if (!status.ok()) Fail(status).IgnoreError();
+  }
 }
 
 absl::Status PlanExecutor::Run() {
@@ -267,7 +298,10 @@ absl::Status PlanExecutor::RunSteps() {
     if (m.from != rank_ && m.to != rank_) continue;
     // Progress counts bytes as read: sent by this reader, and written by this writer.
     if (m.from == rank_ && (m.to != rank_ || options_.self_transfer)) bytes_total_ += m.bytes;
-    if (m.to == rank_) bytes_total_ += m.bytes;
+    if (m.to == rank_) {
+      bytes_total_ += m.bytes;
+      ++files_[plan.tensors[m.chunk.tensor].file]->remaining;
+    }
     my_messages_[m.step].push_back(static_cast<int>(i));
   }
   for (int64_t s = 0; s < schedule_.steps; ++s) {
@@ -278,6 +312,7 @@ absl::Status PlanExecutor::RunSteps() {
   if (exporter::IsQuantized(plan)) RETURN_IF_ERROR(GatherStats(reader));
   reader_ = &reader;
   read_start_ = absl::Now();
+  std::thread finisher([this] { Finisher(); });
   std::thread read_ahead([this, &my_steps] { ReadAhead(my_steps); });
   for (size_t k = 0; k < my_steps.size(); ++k) {
     std::unique_ptr<Step> step;
@@ -300,11 +335,17 @@ absl::Status PlanExecutor::RunSteps() {
   }
   read_ahead.join();
   reader_ = nullptr;
-  {
-    absl::MutexLock lock(&error_mu_);
-    if (!first_error_.ok()) return first_error_;
+  // Files that needed no message (only scales from the statistics) finish now.
+  for (size_t f = 0; f < files_.size(); ++f) {
+    if (files_[f] != nullptr && files_[f]->remaining == 0) QueueFinish(static_cast<int>(f));
   }
-  return Fail(FinishFiles());
+  {
+    absl::MutexLock lock(&finish_mu_);
+    finish_closed_ = true;
+  }
+  finisher.join();
+  absl::MutexLock lock(&error_mu_);
+  return first_error_;
 }
 
 }  // namespace mxport::worker

@@ -6,10 +6,13 @@
 // reads the pieces it sends in the next step (pread, whole rows, at most chunk_bytes per
 // message) and writes its local messages directly; the main thread posts the step's sends and
 // receives as one Transport::Exchange and scatters every received chunk to its final offset in
-// the preallocated, staged safetensors file. Finished files are synced, hashed and handed to
-// `publish`. Host memory stays bounded by in_flight_bytes (two steps of sends, read ahead and
-// in flight, plus one step of receives: step_bytes = in_flight_bytes / 4), never by the model;
-// a single row larger than that is the only excess. Files named in skip_files (committed by an
+// the preallocated, staged safetensors file. A file is finished (synced, hashed and handed to
+// `publish`, on a finisher thread) as soon as its last message is written, so commits follow
+// the transfer rather than the end of the plan.
+//
+// Host memory stays bounded by in_flight_bytes: two steps of sends (read ahead and in flight)
+// plus one step of receives, with step_bytes = min(in_flight_bytes / 4, 4 * chunk_bytes); a
+// single row larger than that is the only excess. Files named in skip_files (committed by an
 // earlier generation) are neither read nor written. A quantized plan first reads every piece of
 // a quantized weight its worker reads, all-gathers the statistics (amax, tile maxima) with every
 // peer over the transport, then quantizes at the writer, so the scales are those of the whole
@@ -81,7 +84,11 @@ class PlanExecutor {
   // Quantized plans: reads this worker's pieces of quantized weights, all-gathers the
   // statistics with every peer over the transport and keeps the merged result in stats_.
   absl::Status GatherStats(exporter::SourceReader& reader);
-  absl::Status FinishFiles();
+  // Writes the statistics-only scales, finishes, hashes and publishes file f.
+  absl::Status FinishFile(int f);
+  void QueueFinish(int f);
+  // The finisher thread: publishes files as their last message lands, in that order.
+  void Finisher();
   absl::Status Fail(absl::Status status);
   absl::Status Write(const exporter::Piece& chunk, absl::string_view rows);
   bool failed();
@@ -104,6 +111,9 @@ class PlanExecutor {
   uint64_t bytes_total_ = 0;
   struct OpenFile;
   std::vector<std::unique_ptr<OpenFile>> files_;  // per output file; null unless mine
+  absl::Mutex finish_mu_;
+  std::vector<int> finish_queue_ ABSL_GUARDED_BY(finish_mu_);
+  bool finish_closed_ ABSL_GUARDED_BY(finish_mu_) = false;
   absl::Mutex error_mu_;
   absl::Status first_error_ ABSL_GUARDED_BY(error_mu_);
 };

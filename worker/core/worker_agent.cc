@@ -137,11 +137,19 @@ absl::Status WorkerAgent::Assign(const Order& order) {
 
 absl::Status WorkerAgent::StageAndCommit(int64_t generation, const std::string& resource,
                                          const std::string& output_dir,
-                                         const std::string& staged, const std::string& path) {
+                                         const std::string& staged, const std::string& path,
+                                         const StagedFile* known) {
   ASSIGN_OR_RETURN(int64_t token, options_.client->AcquireLease(options_.job_id, generation,
                                                                 options_.index, resource));
-  ASSIGN_OR_RETURN(uint64_t size, options_.fs->FileSize(staged));
-  ASSIGN_OR_RETURN(std::string sha, fs::Sha256File(*options_.fs, staged));
+  uint64_t size = 0;
+  std::string sha;
+  if (known != nullptr) {  // the executor hashed it when it finished the file
+    size = known->size;
+    sha = known->sha256;
+  } else {
+    ASSIGN_OR_RETURN(size, options_.fs->FileSize(staged));
+    ASSIGN_OR_RETURN(sha, fs::Sha256File(*options_.fs, staged));
+  }
   if (options_.before_commit) RETURN_IF_ERROR(options_.before_commit(path));
   return options_.client->Commit(options_.job_id, generation, options_.index, resource, token,
                                  staged, path, size, sha);
@@ -168,7 +176,7 @@ absl::Status WorkerAgent::Execute(const Order& order) {
   o.skip_files.insert(order.committed.begin(), order.committed.end());
   o.publish = [&](const StagedFile& f) {
     return StageAndCommit(order.generation, absl::StrCat("files/", f.name), order.output_dir,
-                          f.staged_path, f.name);
+                          f.staged_path, f.name, &f);
   };
   PlanExecutor executor(o);
   // Orders keep coming while the plan runs: an Abort must stop the transport at once.

@@ -22,6 +22,7 @@
 #include "common/fs/file_system.h"
 #include "common/megatron/source.h"
 #include "common/export/orders.h"
+#include "worker/core/plan_executor.h"
 #include "worker/transport/transport.h"
 
 namespace mxport::worker {
@@ -96,7 +97,7 @@ class WorkerAgent {
   absl::Status Finalize(const exporter::Order& order);
   absl::Status StageAndCommit(int64_t generation, const std::string& resource,
                               const std::string& output_dir, const std::string& staged,
-                              const std::string& path);
+                              const std::string& path, const StagedFile* known = nullptr);
   void AbortTransport();
   // Sends a heartbeat when the interval has passed since the last one (no disk I/O).
   void MaybeHeartbeat(uint64_t done, uint64_t total, const std::string& activity);
