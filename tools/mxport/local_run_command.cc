@@ -26,21 +26,15 @@ namespace {
 
 namespace pb = ::mxport::v1;
 
-// Child processes, stopped (SIGTERM, then SIGKILL) when this goes out of scope.
+// Child processes, stopped when this goes out of scope: the ones started last (the workers)
+// first, while the first (the coordinator) can still answer them, then the first; SIGTERM, and
+// SIGKILL for any still running 5 s later.
 class Children {
  public:
   ~Children() {
-    for (pid_t pid : pids_) kill(pid, SIGTERM);
-    for (pid_t pid : pids_) {
-      int status = 0;
-      for (int i = 0; i < 50 && waitpid(pid, &status, WNOHANG) == 0; ++i) {
-        absl::SleepFor(absl::Milliseconds(100));
-      }
-      if (waitpid(pid, &status, WNOHANG) == 0) {
-        kill(pid, SIGKILL);
-        waitpid(pid, &status, 0);
-      }
-    }
+    if (pids_.empty()) return;
+    Stop(std::vector<pid_t>(pids_.begin() + 1, pids_.end()));
+    Stop({pids_.front()});
   }
   absl::Status Spawn(const std::vector<std::string>& argv) {
     std::vector<char*> args;
@@ -56,7 +50,33 @@ class Children {
   }
 
  private:
+  static void Stop(const std::vector<pid_t>& pids) {
+    for (pid_t pid : pids) kill(pid, SIGTERM);
+    const absl::Time deadline = absl::Now() + absl::Seconds(5);
+    for (pid_t pid : pids) {
+      int status = 0;
+      while (waitpid(pid, &status, WNOHANG) == 0 && absl::Now() < deadline) {
+        absl::SleepFor(absl::Milliseconds(20));  // waiting for a process to exit
+      }
+      if (waitpid(pid, &status, WNOHANG) == 0) {
+        kill(pid, SIGKILL);
+        waitpid(pid, &status, 0);
+      }
+    }
+  }
   std::vector<pid_t> pids_;
+};
+
+// The coordinator's scratch directory (database, port file), removed when this goes out of
+// scope, after the processes using it have stopped.
+class ScratchDir {
+ public:
+  explicit ScratchDir(std::string path) : path_(std::move(path)) {}
+  ~ScratchDir() { fs::DeleteRecursively(*fs::PosixFileSystem(), path_).IgnoreError(); }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
 };
 
 std::string BinDir() {
@@ -75,7 +95,8 @@ absl::Status RunLocal(const LocalRunOptions& options, std::ostream& out) {
   }
   char templ[] = "/tmp/mxport-local-XXXXXX";
   if (mkdtemp(templ) == nullptr) return absl::InternalError("mkdtemp failed");
-  const std::string tmp = templ;
+  const ScratchDir scratch(templ);  // declared before `children`: outlives the processes
+  const std::string& tmp = scratch.path();
   const std::string bin = BinDir();
   Children children;
   RETURN_IF_ERROR(children.Spawn({bin + "/mxport-coordinator", "--grpc-address", "127.0.0.1:0",
