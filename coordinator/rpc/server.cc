@@ -72,6 +72,7 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(Opti
   core.clock = o.clock;
   core.allowed_roots = std::move(roots);
   core.heartbeat_ttl = o.heartbeat_ttl;
+  core.verify_commit_hash = o.verify_commit_hash;
   core.stall_after = o.stall_after;
   core.lease_duration = o.lease_duration;
   ASSIGN_OR_RETURN(impl->coordinator, Coordinator::Create(std::move(core)));

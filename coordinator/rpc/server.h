@@ -45,6 +45,10 @@ class CoordinatorServer {
     // Coordinator::Tick() period (heartbeat TTL and stall rules); zero disables the thread.
     absl::Duration tick_interval = absl::Seconds(1);
     absl::Duration heartbeat_ttl = absl::Seconds(15);
+    // Re-read every staged file to check the writer's SHA-256 before committing it. Off by
+    // default: the writer hashes the synced file itself, and a coordinator reading every byte
+    // of a large export over shared storage would be its bottleneck.
+    bool verify_commit_hash = false;
     absl::Duration stall_after = absl::Minutes(2);
     absl::Duration lease_duration = absl::Seconds(60);
     // gRPC keepalive (control-plane.md §4): the server pings idle connections every
