@@ -13,6 +13,11 @@ numpy: PyTorch 1.13 has no float8 dtype) and checked against the original instea
     within half an E2M1 step (or the saturation above 6) times its block's scale;
   - block FP8 (weight F8_E4M3 [out,in], weight_scale_inv F32 [ceil(out/128),ceil(in/128)]):
     scale_inv == tile_amax/448 (1 for an all-zero tile), |w - dq| <= |w|/16 + scale_inv/1024;
+  - FP8 per tensor (weight F8_E4M3 [out,in], weight_scale F32 [], input_scale F32 [1]):
+    weight_scale == amax/448 (amax maxed over fused siblings: the ModelOpt fixtures calibrate
+    with the true amax), |w - dq| <= |w|/16 + weight_scale/1024;
+  - input_scale (NVFP4 F32 [], FP8 F32 [1]; from the checkpoint's activation amax, so only its
+    form is checked here): finite and positive, equal across fused siblings;
   - unquantized tensors still equal the original bit for bit, every quantized module has its
     complete tensor set, and hf_quant_config.json's exclude_modules / config.json's
     quantization_config list exactly the linear modules without quantized tensors.
@@ -78,7 +83,7 @@ def fused_amax(original, name):
 
 class Stats:
     def __init__(self):
-        self.nvfp4 = self.fp8_block = self.copied = 0
+        self.nvfp4 = self.fp8_block = self.fp8 = self.copied = 0
         self.max_err = 0.0
         self.max_bound_use = 0.0
 
@@ -157,13 +162,54 @@ def check_fp8_block(name, w, tensors, original, st):
     return problems
 
 
+def check_input_scale(name, tensors, nvfp4):
+    module = name[:-len(".weight")]
+    if module + ".input_scale" not in tensors:
+        return []
+    dtype, shape, data = tensors[module + ".input_scale"]
+    if (dtype, shape) != ("F32", [] if nvfp4 else [1]):
+        return ["%s: input_scale is %s %s" % (module, dtype, shape)]
+    v = np.frombuffer(data, "<f4")[0]
+    if not np.isfinite(v) or v <= 0:
+        return ["%s: input_scale %r" % (module, v)]
+    for family in FUSED:
+        for member in family:
+            if member in module + ".":
+                for other in family:
+                    sib = (module + ".").replace(member, other) + "input_scale"
+                    if sib in tensors and tensors[sib][2] != data:
+                        return ["%s: input_scale differs from %s" % (module, sib)]
+    return []
+
+
+def check_fp8(name, w, tensors, original, st):
+    module = name[:-len(".weight")]
+    dtype, shape, data = tensors[name]
+    sdtype, sshape, sb = tensors[module + ".weight_scale"]
+    if (dtype, shape, sdtype, sshape) != ("F8_E4M3", list(w.shape), "F32", []):
+        return ["%s: FP8 dtypes/shapes %s" % (module, (dtype, shape, sdtype, sshape))]
+    s = np.frombuffer(sb, "<f4")[0]
+    want = np.float32(fused_amax(original, name)) / np.float32(448)
+    problems = [] if s == want else ["%s: weight_scale %r, amax/448 gives %r" % (module, s, want)]
+    x = as_f32(w).astype(np.float64)
+    dq = E4M3[np.frombuffer(data, np.uint8)].reshape(w.shape).astype(np.float64) * float(s)
+    err = np.abs(x - dq)
+    bound = (np.abs(x) / 16 + float(s) / 1024) * (1 + 1e-6)
+    if np.any(err > bound):
+        problems.append("%s: %d elements beyond the E4M3 bound" % (module, (err > bound).sum()))
+    st.max_err = max(st.max_err, float(err.max()))
+    st.max_bound_use = max(st.max_bound_use, float((err / bound).max()))
+    st.fp8 += 1
+    return problems
+
+
 def check_quant_configs(out_dir, tensors):
     """exclude_modules / ignore / modules_to_not_convert == linear modules without scales."""
     linear, quantized = set(), set()
     for name, (_, shape, _) in tensors.items():
         if name.endswith(".weight") and len(shape) == 2 and "norm" not in name:
             linear.add(name[:-len(".weight")])
-        for suffix in (".weight_scale_2", ".weight_scale_inv"):
+        for suffix in (".weight_scale_2", ".weight_scale_inv", ".weight_scale"):
             if name.endswith(suffix):
                 quantized.add(name[:-len(suffix)])
     excluded = sorted(linear - quantized)
@@ -207,7 +253,8 @@ def main(out_dir, model_pt, quantized):
     if quantized:
         for name, (dtype, _, _) in tensors.items():
             for suffix, needs in ((".weight_scale_2", (".weight_scale",)),
-                                  (".weight_scale_inv", ())):
+                                  (".weight_scale_inv", ()), (".weight_scale", ()),
+                                  (".input_scale", ())):
                 if name.endswith(suffix):
                     module = name[:-len(suffix)]
                     scale_names.update(module + s for s in (suffix,) + needs)
@@ -223,11 +270,15 @@ def main(out_dir, model_pt, quantized):
             problems = check_nvfp4(name, t, tensors, original, st)
         elif quantized and module + ".weight_scale_inv" in tensors:
             problems = check_fp8_block(name, t, tensors, original, st)
+        elif quantized and module + ".weight_scale" in tensors:
+            problems = check_fp8(name, t, tensors, original, st)
         else:
             dtype, shape, data = tensors[name]
             same = list(t.shape) == shape and data == raw_bytes(t)
             problems = [] if same else ["differs: " + name]
             st.copied += 1
+        if quantized:
+            problems += check_input_scale(name, tensors, module + ".weight_scale_2" in tensors)
         for p in problems:
             print(p)
         failures += bool(problems)
@@ -239,10 +290,11 @@ def main(out_dir, model_pt, quantized):
     print(f"{len(original) - failures} passed, {failures} failed "
           f"({len(tensors)} tensors, {total} bytes checked against {model_pt})")
     if quantized:
-        print(f"quantized: {st.nvfp4} NVFP4 and {st.fp8_block} block-FP8 weights dequantized, "
+        print(f"quantized: {st.nvfp4} NVFP4, {st.fp8} FP8 and {st.fp8_block} block-FP8 "
+              f"weights dequantized, "
               f"{st.copied} tensors bit-exact; max |w - dq| {st.max_err:.3g}, "
               f"max error / bound {st.max_bound_use:.3f}")
-        if st.nvfp4 + st.fp8_block == 0:
+        if st.nvfp4 + st.fp8 + st.fp8_block == 0:
             print("--quantized, but no quantized weight was found")
             failures += 1
     return 1 if failures else 0
@@ -253,6 +305,6 @@ if __name__ == "__main__":
     parser.add_argument("export_dir")
     parser.add_argument("model_pt")
     parser.add_argument("--quantized", action="store_true",
-                        help="dequantize NVFP4 / block-FP8 weights and check error bounds")
+                        help="dequantize NVFP4 / FP8 / block-FP8 weights and check error bounds")
     args = parser.parse_args()
     sys.exit(main(args.export_dir, args.model_pt, args.quantized))

@@ -76,7 +76,7 @@ absl::StatusOr<QuantStats> GatherStats(const ExportPlan& plan, SourceReader& rea
     ASSIGN_OR_RETURN(std::string rows, reader.ReadRows(piece));
     RETURN_IF_ERROR(stats.Accumulate(plan, piece, rows));
   }
-  RETURN_IF_ERROR(stats.Finish(plan));
+  RETURN_IF_ERROR(stats.Finish(plan, &reader));  // reads checkpoint amax when the plan has some
   return stats;
 }
 

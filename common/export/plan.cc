@@ -15,7 +15,9 @@
 #include "common/base/status_macros.h"
 #include "common/base/tensor.h"
 #include "common/export/expected_tensors.h"
+#include "common/export/quantizer_keys.h"
 #include "common/megatron/layer_map.h"
+#include "common/quant/quant.h"
 
 namespace mxport::exporter {
 namespace {
@@ -194,22 +196,25 @@ class Planner {
     return f.tp.value();
   }
 
-  void AddEntry(int source, const ManifestEntry& entry) {
+  // The expected tensors `key` (a weight key of `source`, stage `vp`) maps to, with its rule;
+  // an empty vector when it is skipped (a tied output layer) or on a Problem.
+  std::vector<int> Targets(int source, absl::string_view key, VpRank vp, const std::string& where,
+                           const MegatronRule** rule_out) {
     const RankFile& file = files_[source];
-    const std::string where = absl::StrCat(file.dir_name, ": '", entry.key, "'");
-    std::optional<MatchedKey> m = MatchMegatronKey(entry.key);
+    std::optional<MatchedKey> m = MatchMegatronKey(key);
     if (!m.has_value()) {
       Problem(absl::StrCat(where, " matches no export rule"));
-      return;
+      return {};
     }
     const MegatronRule& rule = *m->rule;
-    if (rule.role == Role::kOutput && !c_.untied_embeddings) return;  // tied: a replica
+    *rule_out = &rule;
+    if (rule.role == Role::kOutput && !c_.untied_embeddings) return {};  // tied: a replica
     std::optional<GlobalLayer> layer;
     if (m->layer.has_value()) {
-      auto g = layers_->ToGlobal(entry.vp, file.pp, *m->layer);
+      auto g = layers_->ToGlobal(vp, file.pp, *m->layer);
       if (!g.ok()) {
         Problem(absl::StrCat(where, ": ", g.status().message()));
-        return;
+        return {};
       }
       layer = *g;
     }
@@ -217,12 +222,12 @@ class Planner {
     if (m->expert.has_value()) {
       if (!experts_.has_value()) {
         Problem(absl::StrCat(where, " is an expert weight, but the args describe a dense model"));
-        return;
+        return {};
       }
       auto g = experts_->ToGlobal(file.ep, *m->expert);
       if (!g.ok()) {
         Problem(absl::StrCat(where, ": ", g.status().message()));
-        return;
+        return {};
       }
       expert = *g;
     }
@@ -237,10 +242,77 @@ class Planner {
       if (it == index_.end()) {
         Problem(absl::StrCat(where, " has no counterpart in ", arch_.architecture,
                              " for this config (unexpected tensor)"));
-        return;
+        return {};
       }
       targets.push_back(it->second);
     }
+    return targets;
+  }
+
+  // A ModelOpt quantizer key (plan.h): recorded as an AmaxSource, skipped, or a Problem.
+  void AddQuantizerEntry(int source, const ManifestEntry& entry, const ParsedQuantizerKey& q,
+                         const std::string& where) {
+    if (q.kind != QuantizerKind::kWeight && q.kind != QuantizerKind::kInput) return;
+    if (q.state != QuantizerState::kAmax || q.level.has_value()) {
+      Problem(absl::StrCat(where, ": this quantizer state is not supported (only per-tensor "
+                           "weight and input amax are read)"));
+      return;
+    }
+    int64_t numel = 1;
+    for (int64_t d : entry.desc.shape) numel *= d;
+    if (!quant::IsQuantizableSource(entry.desc.dtype)) {
+      Problem(absl::StrCat(where, " is ", DTypeName(entry.desc.dtype),
+                           "; amax is read as float32, bfloat16 or float16"));
+      return;
+    }
+    if (numel != 1) {
+      Problem(absl::StrCat(where, " has ", numel, " elements; only per-tensor amax is supported"));
+      return;
+    }
+    // The weight keys this quantizer calibrates: a grouped linear's weight{i}, all local
+    // experts for one shared by them, else <module>.weight.
+    const bool grouped = absl::EndsWith(q.module, ".experts.linear_fc1") ||
+                         absl::EndsWith(q.module, ".experts.linear_fc2");
+    std::vector<std::string> weight_keys;
+    if (grouped && q.expert.has_value()) {
+      weight_keys.push_back(absl::StrCat(q.module, ".weight", *q.expert));
+    } else if (grouped && experts_.has_value()) {
+      const size_t n = experts_->LocalExperts(files_[source].ep).size();
+      for (size_t i = 0; i < n; ++i) weight_keys.push_back(absl::StrCat(q.module, ".weight", i));
+    } else {
+      weight_keys.push_back(absl::StrCat(q.module, ".weight"));
+    }
+    for (const std::string& key : weight_keys) {
+      const MegatronRule* rule = nullptr;
+      std::vector<int> targets = Targets(source, key, entry.vp, where, &rule);
+      if (targets.empty()) return;  // a Problem, or a tied output layer (not exported)
+      AmaxSource a;
+      a.input = q.kind == QuantizerKind::kInput;
+      for (int t : targets) a.weights.push_back(expected_[t].name);
+      a.source = source;
+      a.vp = entry.vp.value();
+      a.key = entry.key;
+      a.dtype = entry.desc.dtype;
+      plan_.amax_sources.push_back(std::move(a));
+    }
+  }
+
+  void AddEntry(int source, const ManifestEntry& entry) {
+    const RankFile& file = files_[source];
+    const std::string where = absl::StrCat(file.dir_name, ": '", entry.key, "'");
+    auto parsed = ParseQuantizerKey(entry.key);
+    if (!parsed.ok()) {
+      Problem(absl::StrCat(where, ": ", parsed.status().message()));
+      return;
+    }
+    if (parsed->has_value()) {
+      AddQuantizerEntry(source, entry, **parsed, where);
+      return;
+    }
+    const MegatronRule* rule_ptr = nullptr;
+    const std::vector<int> targets = Targets(source, entry.key, entry.vp, where, &rule_ptr);
+    if (targets.empty()) return;
+    const MegatronRule& rule = *rule_ptr;
     const int64_t degree = Degree(rule.split);
     const int64_t shard = ShardOf(rule.split, file);
     const std::vector<int64_t>& src_shape = entry.desc.shape;

@@ -8,6 +8,11 @@
 //   - pieces: rectangular copies from a source tensor (viewed as rows x cols, dim 0 by the
 //     product of the rest) to a region of one HF tensor. QKV splits, SwiGLU de-interleaving,
 //     TP concatenation and vocab un-padding are all pieces.
+// ModelOpt quantizer state (quantizer_keys.h) is not mapped to tensors: per-tensor weight and
+// input amax of a mapped linear become ExportPlan::amax_sources; output, KV (bmm) quantizers
+// and `_extra_state` are skipped; other quantizer state (per-channel or per-expert-vector amax,
+// pre_quant_scale, real-quantized scales, multi-level quantizers) and quantizer keys of a module
+// with no counterpart fail like an unknown key.
 // Validation is complete before returning: an unknown or unexpected key, a mis-shaped source
 // tensor, a region claimed by two ranks that should hold different data (two EP ranks giving
 // the same expert, two stages the same layer), and any HF tensor not exactly covered fail the
@@ -49,8 +54,15 @@ enum class QuantPart : uint8_t {
   kNone,          // not quantized: the pieces' bytes, as read
   kWeight,        // the quantized weight; its pieces are in the unquantized element space
   kBlockScales,   // per-block scales written with the weight's pieces (NVFP4 weight_scale)
-  kWeightScale2,  // scalar from the statistics (NVFP4 weight_scale_2)
+  kWeightScale2,  // a scalar from the statistics (which: HfTensor::scalar)
   kScaleInv,      // tile grid from the statistics (block FP8 weight_scale_inv)
+};
+
+// Which scalar a kWeightScale2 tensor holds (F32 [] or [1]).
+enum class ScalarScale : uint8_t {
+  kWeightScale2,  // NVFP4 weight_scale_2 = amax / (6 * 448)
+  kWeightScale,   // FP8 per-tensor weight_scale = amax / 448
+  kInputScale,    // input_scale from the checkpoint's input amax (NVFP4: / (6 * 448), FP8: / 448)
 };
 
 struct HfTensor {
@@ -67,6 +79,7 @@ struct HfTensor {
   QuantPart quant_part = QuantPart::kNone;
   int quant_weight = -1;  // the module's kWeight tensor (itself for the weight)
   int stat_group = -1;    // kWeight: the first weight of its fused siblings (q/k/v, gate/up)
+  ScalarScale scalar = ScalarScale::kWeightScale2;  // kWeightScale2: which scalar
   DType source_dtype = DType::kBFloat16;  // kWeight: the element type pieces are read in
   int64_t source_cols = 0;                // kWeight: the unquantized cols pieces address
   int64_t rows() const { return shape.empty() ? 1 : shape[0]; }
@@ -86,6 +99,20 @@ struct Piece {
   int64_t src_row = 0, src_col = 0;    // block origin in the source
   int64_t rows = 0, cols = 0;          // block size
   int64_t dst_row = 0, dst_col = 0;    // block origin in the HF tensor
+};
+
+// A ModelOpt per-tensor amax in a rank file (quantizer_keys.h): BuildPlan records each
+// `<module>.weight_quantizer[.<i>]._amax` and `<module>.input_quantizer._amax` of a linear it maps
+// (numel 1) instead of mapping it to a tensor; a quantized export (quantize_plan.h, modes
+// "checkpoint" and "fp8") reads them. A TEGroupedMLP's shared input amax is recorded once per
+// local expert; replicas (TP, DP) are all recorded (they hold the same value; the max is used).
+struct AmaxSource {
+  bool input = false;                // input_quantizer (activations); else weight_quantizer
+  std::vector<std::string> weights;  // the HF weights it calibrates (q/k/v, gate/up: several)
+  int source = -1;                   // index into ExportPlan::sources
+  int64_t vp = 0;                    // virtual stage holding `key`
+  std::string key;                   // the Megatron quantizer key
+  DType dtype = DType::kFloat32;     // as stored (ModelOpt keeps the calibration dtype)
 };
 
 struct OutputFile {
@@ -112,6 +139,7 @@ struct ExportPlan {
   std::vector<Piece> pieces;  // grouped by output file, then tensor
   std::vector<OutputFile> files;
   uint64_t total_bytes = 0;
+  std::vector<AmaxSource> amax_sources;  // in file order, then manifest order
 
   // The plan as JSON (what `mxport plan --json` prints and what the coordinator hands out).
   OrderedJson ToJson() const;

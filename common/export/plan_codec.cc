@@ -40,6 +40,9 @@ std::string EncodePlan(const ExportPlan& plan) {
     if (t.quant_part != QuantPart::kNone) {  // absent in unquantized (and older) plans
       tj.push_back({static_cast<int>(t.quant), static_cast<int>(t.quant_part), t.quant_weight,
                     t.stat_group, std::string(DTypeName(t.source_dtype)), t.source_cols});
+      if (t.scalar != ScalarScale::kWeightScale2) {
+        tj.back().push_back(static_cast<int>(t.scalar));
+      }
     }
     tensors.push_back(std::move(tj));
   }
@@ -53,6 +56,14 @@ std::string EncodePlan(const ExportPlan& plan) {
   Json files = Json::array();
   for (const OutputFile& f : plan.files) files.push_back({f.name, f.tensors, f.data_bytes});
   j["files"] = std::move(files);
+  if (!plan.amax_sources.empty()) {  // absent in plans without quantizer state
+    Json amax = Json::array();
+    for (const AmaxSource& a : plan.amax_sources) {
+      amax.push_back(
+          {a.input, a.weights, a.source, a.vp, a.key, std::string(DTypeName(a.dtype))});
+    }
+    j["amax_sources"] = std::move(amax);
+  }
   return j.dump();
 }
 
@@ -98,6 +109,13 @@ absl::StatusOr<ExportPlan> DecodePlan(absl::string_view text) {
         if (!source.ok()) return Bad(source.status().message());
         h.source_dtype = *source;
         h.source_cols = q.at(5).get<int64_t>();
+        if (q.size() > 6) {
+          const int scalar = q.at(6).get<int>();
+          if (scalar < 0 || scalar > static_cast<int>(ScalarScale::kInputScale)) {
+            return Bad(absl::StrCat("tensor ", h.name, " has a bad scalar kind"));
+          }
+          h.scalar = static_cast<ScalarScale>(scalar);
+        }
       }
       plan.tensors.push_back(std::move(h));
     }
@@ -121,8 +139,22 @@ absl::StatusOr<ExportPlan> DecodePlan(absl::string_view text) {
       plan.files.push_back({f.at(0).get<std::string>(), f.at(1).get<std::vector<int>>(),
                             f.at(2).get<uint64_t>()});
     }
+    if (j.contains("amax_sources")) {
+      for (const Json& a : j.at("amax_sources")) {
+        auto dtype = DTypeFromTorchName(a.at(5).get<std::string>());
+        if (!dtype.ok()) return Bad(dtype.status().message());
+        plan.amax_sources.push_back({a.at(0).get<bool>(), a.at(1).get<std::vector<std::string>>(),
+                                     a.at(2).get<int>(), a.at(3).get<int64_t>(),
+                                     a.at(4).get<std::string>(), *dtype});
+      }
+    }
   } catch (const nlohmann::json::exception& e) {
     return Bad(e.what());
+  }
+  for (const AmaxSource& a : plan.amax_sources) {
+    if (a.source < 0 || a.source >= static_cast<int>(plan.sources.size())) {
+      return Bad(absl::StrCat("amax source ", a.key, " names file ", a.source));
+    }
   }
   // Every index must point inside the plan.
   const int tensors = static_cast<int>(plan.tensors.size());

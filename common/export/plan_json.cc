@@ -31,6 +31,14 @@ OrderedJson ExportPlan::ToJson() const {
                    {"ep", s.ep.value()}});
   }
   j["sources"] = src;
+  if (!amax_sources.empty()) {
+    OrderedJson amax = OrderedJson::array();
+    for (const AmaxSource& a : amax_sources) {
+      amax.push_back({{"key", a.key}, {"source", a.source}, {"vp", a.vp},
+                      {"input", a.input}, {"weights", a.weights}});
+    }
+    j["amax_sources"] = amax;
+  }
   std::vector<std::vector<const Piece*>> by_tensor(tensors.size());
   for (const Piece& p : pieces) by_tensor[p.tensor].push_back(&p);
   OrderedJson out_files = OrderedJson::array();
@@ -50,7 +58,14 @@ OrderedJson ExportPlan::ToJson() const {
       if (t.quant_part != QuantPart::kNone) {
         OrderedJson q;
         q["algo"] = std::string(GetQuantAlgoInfo(t.quant).name);
-        q["part"] = std::string(QuantPartName(t.quant_part));
+        absl::string_view part = QuantPartName(t.quant_part);
+        if (t.quant_part == QuantPart::kWeightScale2 && t.scalar == ScalarScale::kWeightScale) {
+          part = "weight_scale";
+        } else if (t.quant_part == QuantPart::kWeightScale2 &&
+                   t.scalar == ScalarScale::kInputScale) {
+          part = "input_scale";
+        }
+        q["part"] = std::string(part);
         q["weight"] = t.quant_weight;
         if (t.quant_part == QuantPart::kWeight) {
           q["stat_group"] = t.stat_group;

@@ -16,6 +16,7 @@
 #include "absl/strings/str_format.h"
 #include "common/base/dtype.h"
 #include "common/export/naming_rules.h"
+#include "common/export/plan_codec.h"
 #include "common/megatron/ids.h"
 #include "common/megatron/model_config.h"
 #include "common/megatron/source.h"
@@ -501,6 +502,64 @@ TEST(BuildPlanTest, UnknownKey) {
                        AllOf(HasSubstr("cannot be exported completely (1 problems)"),
                              HasSubstr("mp_rank_01: 'decoder.layers.0.self_attention.rotary."
                                        "inv_freq' matches no export rule"))));
+}
+
+TEST(BuildPlanTest, ModelOptAmaxBecomeAmaxSources) {
+  const ModelConfig c = Llama(2);
+  std::vector<Rank> ranks = DenseRanks(c);
+  for (Rank& r : ranks) {
+    r.Add("decoder.layers.0.self_attention.linear_qkv.weight_quantizer._amax", {},
+          DType::kFloat32);
+    r.Add("decoder.layers.0.mlp.linear_fc1.input_quantizer._amax", {}, DType::kBFloat16);
+    r.Add("decoder.layers.0.mlp.linear_fc2.output_quantizer._amax", {}, DType::kFloat32);
+  }
+  absl::StatusOr<ExportPlan> plan = Plan(c, ranks);
+  ASSERT_OK(plan);
+  ASSERT_EQ(plan->amax_sources.size(), 4u);  // two keys x two TP replicas; output skipped
+  const AmaxSource& qkv = plan->amax_sources[0];
+  EXPECT_FALSE(qkv.input);
+  EXPECT_EQ(qkv.source, 0);
+  EXPECT_EQ(qkv.dtype, DType::kFloat32);
+  EXPECT_THAT(qkv.weights, ElementsAre("model.layers.0.self_attn.q_proj.weight",
+                                       "model.layers.0.self_attn.k_proj.weight",
+                                       "model.layers.0.self_attn.v_proj.weight"));
+  const AmaxSource& fc1 = plan->amax_sources[1];
+  EXPECT_TRUE(fc1.input);
+  EXPECT_EQ(fc1.dtype, DType::kBFloat16);
+  EXPECT_EQ(fc1.key, "decoder.layers.0.mlp.linear_fc1.input_quantizer._amax");
+  EXPECT_THAT(fc1.weights, ElementsAre("model.layers.0.mlp.gate_proj.weight",
+                                       "model.layers.0.mlp.up_proj.weight"));
+  EXPECT_EQ(plan->amax_sources[3].source, 1);
+  // The same plan without them: the tensors do not change.
+  absl::StatusOr<ExportPlan> plain = Plan(c, DenseRanks(c));
+  ASSERT_OK(plain);
+  EXPECT_EQ(plain->ToJson()["files"], plan->ToJson()["files"]);
+  // The wire form carries them.
+  absl::StatusOr<ExportPlan> decoded = DecodePlan(EncodePlan(*plan));
+  ASSERT_OK(decoded);
+  ASSERT_EQ(decoded->amax_sources.size(), 4u);
+  EXPECT_EQ(decoded->amax_sources[1].weights, fc1.weights);
+  EXPECT_EQ(decoded->amax_sources[1].dtype, DType::kBFloat16);
+  EXPECT_EQ(EncodePlan(*decoded), EncodePlan(*plan));
+}
+
+TEST(BuildPlanTest, QuantizerStateThatCannotBeUsedIsAProblem) {
+  const ModelConfig c = Llama(2);
+  std::vector<Rank> ranks = DenseRanks(c);
+  ranks[0].Add("decoder.layers.7.mlp.linear_fc1.weight_quantizer._amax", {}, DType::kFloat32);
+  ranks[0].Add("decoder.layers.0.mlp.linear_fc2.weight_quantizer._amax", {64, 1},
+               DType::kFloat32);
+  ranks[1].Add("decoder.layers.0.mlp.linear_fc2.input_quantizer._pre_quant_scale", {8},
+               DType::kFloat32);
+  ranks[1].Add("decoder.layers.0.mlp.linear_fc2.input_quantizer.3._amax", {}, DType::kFloat32);
+  EXPECT_THAT(Plan(c, ranks),
+              StatusIs(absl::StatusCode::kFailedPrecondition,
+                       AllOf(HasSubstr("(4 problems)"),
+                             HasSubstr("mp_rank_00: 'decoder.layers.7.mlp.linear_fc1."
+                                       "weight_quantizer._amax'"),
+                             HasSubstr("has 64 elements; only per-tensor amax is supported"),
+                             HasSubstr("_pre_quant_scale': this quantizer state is not supported"),
+                             HasSubstr("input_quantizer.3._amax'"))));
 }
 
 TEST(BuildPlanTest, KeyTheArchitectureLacks) {

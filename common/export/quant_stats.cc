@@ -1,10 +1,14 @@
 // QuantStats: accumulation, merging, the fused-sibling max, and the wire form.
 //
-// Wire form (little-endian): "MXQS", u32 version 1, u8 finished, u32 weight count, then per
-// weight in tensor order: i32 tensor, f32 amax, u64 elements, u32 tile count, f32 tiles...,
-// u32 cut block count, per cut block: i64 block column, u32 rows, f32 amax per row.
+// Wire form (little-endian): "MXQS", u32 version 2, u8 finished, u8 checkpoint read, u32 weight
+// count, then per weight in tensor order: i32 tensor, f32 amax, u64 elements, u32 tile count,
+// f32 tiles..., u32 cut block count, per cut block: i64 block column, u32 rows, f32 amax per
+// row; then u8 flags (1: checkpoint amax, 2: input amax), f32 checkpoint amax, f32 input amax.
 #include <algorithm>
 #include <cstring>
+#include <map>
+#include <optional>
+#include <string>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
@@ -21,7 +25,7 @@ using quant_internal::kTile;
 using quant_internal::Segment;
 
 constexpr absl::string_view kMagic = "MXQS";
-constexpr uint32_t kVersion = 1;
+constexpr uint32_t kVersion = 2;
 
 template <typename T>
 void Put(std::string& out, T value) {
@@ -88,7 +92,49 @@ absl::Status FoldAbsMax(DType dtype, const Piece& chunk, absl::string_view rows,
   return absl::OkStatus();
 }
 
+void CombineOptional(std::optional<float>& into, const std::optional<float>& from) {
+  if (!from.has_value()) return;
+  into = into.has_value() ? quant::CombineAbsMax(*into, *from) : *from;
+}
+
+// The plan takes amax from the checkpoint (modes checkpoint, fp8).
+bool UsesCheckpointAmax(const ExportPlan& plan) {
+  return !plan.amax_sources.empty() && IsQuantized(plan);
+}
+
 }  // namespace
+
+absl::Status QuantStats::ReadCheckpointAmax(const ExportPlan& plan, SourceReader& reader) {
+  std::map<std::string, int> weight_index;
+  for (size_t i = 0; i < plan.tensors.size(); ++i) {
+    if (plan.tensors[i].quant_part == QuantPart::kWeight) {
+      weight_index.emplace(plan.tensors[i].name, static_cast<int>(i));
+    }
+  }
+  for (const AmaxSource& a : plan.amax_sources) {
+    Piece p;
+    p.source = a.source;
+    p.vp = a.vp;
+    p.key = a.key;
+    p.src_rows = p.src_cols = p.rows = p.cols = 1;
+    ASSIGN_OR_RETURN(const std::string bytes, reader.ReadRows(p));
+    if (bytes.size() != static_cast<size_t>(ElementBytes(a.dtype))) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          plan.sources[a.source].dir_name, ": '", a.key, "' is not a ", DTypeName(a.dtype),
+          " scalar"));
+    }
+    ASSIGN_OR_RETURN(const float amax, quant::AbsMax(a.dtype, bytes));
+    for (const std::string& name : a.weights) {
+      auto it = weight_index.find(name);
+      if (it == weight_index.end()) continue;  // not quantized (excluded)
+      Weight& w = weights_[it->second];
+      CombineOptional(a.input ? w.input_amax : w.checkpoint_amax, amax);
+    }
+  }
+  checkpoint_read_ = true;
+  finished_ = false;
+  return absl::OkStatus();
+}
 
 absl::Status QuantStats::Accumulate(const ExportPlan& plan, const Piece& chunk,
                                     absl::string_view rows) {
@@ -153,11 +199,23 @@ absl::Status QuantStats::Merge(const QuantStats& other) {
     for (const auto& [block, amax] : from.cut_blocks) {
       RETURN_IF_ERROR(CombineInto(into.cut_blocks[block], amax, "cut block column"));
     }
+    CombineOptional(into.checkpoint_amax, from.checkpoint_amax);
+    CombineOptional(into.input_amax, from.input_amax);
   }
+  checkpoint_read_ |= other.checkpoint_read_;
   return absl::OkStatus();
 }
 
-absl::Status QuantStats::Finish(const ExportPlan& plan) {
+absl::Status QuantStats::Finish(const ExportPlan& plan, SourceReader* reader) {
+  const bool from_checkpoint = UsesCheckpointAmax(plan);
+  if (from_checkpoint && !checkpoint_read_) {
+    if (reader == nullptr) {
+      return absl::FailedPreconditionError(
+          "the plan quantizes with the checkpoint's amax, which were not read (pass a "
+          "SourceReader to Finish or call ReadCheckpointAmax)");
+    }
+    RETURN_IF_ERROR(ReadCheckpointAmax(plan, *reader));
+  }
   std::map<int, float> group_amax;
   for (const auto& [tensor, w] : weights_) {
     if (tensor < 0 || tensor >= static_cast<int>(plan.tensors.size()) ||
@@ -178,11 +236,38 @@ absl::Status QuantStats::Finish(const ExportPlan& plan) {
           " elements (a chunk was ", have < want ? "never accumulated" : "accumulated twice",
           ")"));
     }
+    const Weight& w = it->second;
     float& g = group_amax[t.stat_group];
-    g = quant::CombineAbsMax(g, it->second.amax);
+    g = quant::CombineAbsMax(g, from_checkpoint ? w.checkpoint_amax.value_or(w.amax) : w.amax);
   }
   for (auto& [tensor, w] : weights_) w.amax = group_amax[plan.tensors[tensor].stat_group];
+  if (from_checkpoint) RETURN_IF_ERROR(FinishInputAmax(plan));
   finished_ = true;
+  return absl::OkStatus();
+}
+
+absl::Status QuantStats::FinishInputAmax(const ExportPlan& plan) {
+  // Experts without their own input amax: the max over their layer projection's experts.
+  std::map<std::string, std::optional<float>> by_pattern;
+  for (const auto& [tensor, w] : weights_) {
+    CombineOptional(by_pattern[quant_internal::ExpertPattern(plan.tensors[tensor].name)],
+                    w.input_amax);
+  }
+  std::map<int, std::optional<float>> group_input;
+  for (auto& [tensor, w] : weights_) {
+    const HfTensor& t = plan.tensors[tensor];
+    if (!w.input_amax.has_value()) w.input_amax = by_pattern[quant_internal::ExpertPattern(t.name)];
+    if (!GetQuantAlgoInfo(t.quant).has_input_scale) continue;
+    if (!w.input_amax.has_value()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          t.name, ": the checkpoint has no input amax for it (input_quantizer._amax)"));
+    }
+    CombineOptional(group_input[t.stat_group], w.input_amax);
+  }
+  for (auto& [tensor, w] : weights_) {
+    auto it = group_input.find(plan.tensors[tensor].stat_group);
+    if (it != group_input.end()) w.input_amax = it->second;
+  }
   return absl::OkStatus();
 }
 
@@ -198,6 +283,7 @@ std::string QuantStats::Serialize() const {
   std::string out(kMagic);
   Put<uint32_t>(out, kVersion);
   Put<uint8_t>(out, finished_ ? 1 : 0);
+  Put<uint8_t>(out, checkpoint_read_ ? 1 : 0);
   Put<uint32_t>(out, static_cast<uint32_t>(weights_.size()));
   for (const auto& [tensor, w] : weights_) {
     Put<int32_t>(out, tensor);
@@ -209,6 +295,9 @@ std::string QuantStats::Serialize() const {
       Put<int64_t>(out, block);
       PutFloats(out, amax);
     }
+    Put<uint8_t>(out, (w.checkpoint_amax.has_value() ? 1 : 0) | (w.input_amax.has_value() ? 2 : 0));
+    Put<float>(out, w.checkpoint_amax.value_or(0.0f));
+    Put<float>(out, w.input_amax.value_or(0.0f));
   }
   return out;
 }
@@ -226,6 +315,8 @@ absl::StatusOr<QuantStats> QuantStats::Parse(absl::string_view bytes) {
   QuantStats stats;
   ASSIGN_OR_RETURN(const uint8_t finished, in.Get<uint8_t>());
   stats.finished_ = finished != 0;
+  ASSIGN_OR_RETURN(const uint8_t checkpoint_read, in.Get<uint8_t>());
+  stats.checkpoint_read_ = checkpoint_read != 0;
   ASSIGN_OR_RETURN(const uint32_t count, in.Get<uint32_t>());
   for (uint32_t i = 0; i < count; ++i) {
     ASSIGN_OR_RETURN(const int32_t tensor, in.Get<int32_t>());
@@ -238,6 +329,11 @@ absl::StatusOr<QuantStats> QuantStats::Parse(absl::string_view bytes) {
       ASSIGN_OR_RETURN(const int64_t block, in.Get<int64_t>());
       ASSIGN_OR_RETURN(w.cut_blocks[block], in.Floats());
     }
+    ASSIGN_OR_RETURN(const uint8_t flags, in.Get<uint8_t>());
+    ASSIGN_OR_RETURN(const float checkpoint_amax, in.Get<float>());
+    ASSIGN_OR_RETURN(const float input_amax, in.Get<float>());
+    if (flags & 1) w.checkpoint_amax = checkpoint_amax;
+    if (flags & 2) w.input_amax = input_amax;
     if (!stats.weights_.emplace(tensor, std::move(w)).second) {
       return absl::InvalidArgumentError(
           absl::StrCat("quantization statistics list tensor ", tensor, " twice"));

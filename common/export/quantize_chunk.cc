@@ -143,6 +143,42 @@ absl::StatusOr<std::string> QuantizeFp8BlockChunk(const HfTensor& t, const Quant
   return out;
 }
 
+absl::StatusOr<std::string> QuantizeFp8Chunk(const HfTensor& t, const QuantStats::Weight& w,
+                                             const Piece& chunk, absl::string_view rows) {
+  auto scale = quant::Fp8WeightScale(w.amax);
+  if (!scale.ok()) return Annotate(scale.status(), t.name);
+  const size_t elem = ElementBytes(t.source_dtype);
+  const int64_t end = chunk.dst_col + chunk.cols;
+  std::string out(static_cast<size_t>(chunk.rows * chunk.cols), '\0');
+  uint8_t* data = reinterpret_cast<uint8_t*>(out.data());
+  for (int64_t r = 0; r < chunk.rows; ++r) {
+    RETURN_IF_ERROR(Annotate(
+        quant::QuantizeFp8(t.source_dtype, Segment(chunk, rows, elem, r, chunk.dst_col, end),
+                           *scale,
+                           absl::MakeSpan(data + r * chunk.cols, static_cast<size_t>(chunk.cols))),
+        t.name));
+  }
+  return out;
+}
+
+// The scalar of a kWeightScale2 tensor (HfTensor::scalar).
+absl::StatusOr<float> ScalarValue(const HfTensor& t, const QuantStats::Weight& w) {
+  absl::StatusOr<float> v;
+  switch (t.scalar) {
+    case ScalarScale::kWeightScale2: return WeightScale2(t, w);
+    case ScalarScale::kWeightScale: v = quant::Fp8WeightScale(w.amax); break;
+    case ScalarScale::kInputScale:
+      if (!w.input_amax.has_value()) {
+        return absl::FailedPreconditionError(absl::StrCat(t.name, ": no input amax"));
+      }
+      v = IsNvfp4(t.quant) ? quant::Nvfp4InputScale(*w.input_amax)
+                           : quant::Fp8InputScale(*w.input_amax);
+      break;
+  }
+  if (!v.ok()) return Annotate(v.status(), t.name);
+  return *v;
+}
+
 // The kBlockScales tensor of weight `w`: laid out right after it (ApplyQuantization).
 absl::StatusOr<int> BlockScalesOf(const ExportPlan& plan, int w) {
   for (size_t i = w + 1; i < plan.tensors.size() && plan.tensors[i].quant_weight == w; ++i) {
@@ -177,6 +213,7 @@ absl::StatusOr<std::string> QuantizeChunk(const ExportPlan& plan, const QuantSta
   ASSIGN_OR_RETURN(const QuantStats::Weight* w, WeightStats(plan, stats, t));
   if (IsNvfp4(t.quant)) return QuantizeNvfp4Chunk(t, *w, chunk, rows);
   if (t.quant == QuantAlgo::kFp8Block) return QuantizeFp8BlockChunk(t, *w, chunk, rows);
+  if (t.quant == QuantAlgo::kFp8) return QuantizeFp8Chunk(t, *w, chunk, rows);
   return absl::UnimplementedError(
       absl::StrCat(t.name, ": ", GetQuantAlgoInfo(t.quant).name, " weights are not computed"));
 }
@@ -228,9 +265,9 @@ absl::StatusOr<std::string> ScaleTensorBytes(const ExportPlan& plan, const Quant
   }
   ASSIGN_OR_RETURN(const QuantStats::Weight* w, WeightStats(plan, stats, t));
   std::vector<float> values;
-  if (t.quant_part == QuantPart::kWeightScale2) {
-    ASSIGN_OR_RETURN(const float s2, WeightScale2(t, *w));
-    values.push_back(s2);
+  if (t.quant_part != QuantPart::kScaleInv) {
+    ASSIGN_OR_RETURN(const float scale, ScalarValue(t, *w));
+    values.push_back(scale);
   } else {
     ASSIGN_OR_RETURN(values, ScaleInvGrid(t, *w));
   }

@@ -6,6 +6,7 @@
 #define MXPORT_COMMON_EXPORT_QUANTIZE_INTERNAL_H_
 
 #include <cstdint>
+#include <string>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
@@ -21,6 +22,18 @@ inline constexpr int64_t kTile = quant::kFp8BlockTile;
 
 inline bool IsNvfp4(QuantAlgo algo) {
   return algo == QuantAlgo::kNvfp4 || algo == QuantAlgo::kW4A16Nvfp4;
+}
+
+// The name with its routed-expert index replaced by '*' ("...mlp.experts.*.up_proj.weight",
+// Mixtral "...experts.*.w3.weight"); unchanged when it names no expert.
+inline std::string ExpertPattern(absl::string_view name) {
+  const size_t at = name.find(".experts.");
+  if (at == absl::string_view::npos) return std::string(name);
+  const size_t begin = at + 9;
+  size_t end = begin;
+  while (end < name.size() && name[end] >= '0' && name[end] <= '9') ++end;
+  if (end == begin || end == name.size() || name[end] != '.') return std::string(name);
+  return absl::StrCat(name.substr(0, begin), "*", name.substr(end));
 }
 
 inline int64_t RoundUp(int64_t x, int64_t m) { return (x + m - 1) / m * m; }

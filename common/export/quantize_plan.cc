@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <map>
+#include <set>
 #include <tuple>
 
 #include "absl/status/status.h"
@@ -12,6 +13,7 @@
 #include "absl/strings/str_join.h"
 #include "common/base/status_macros.h"
 #include "common/export/hf_config.h"
+#include "common/export/quantize_internal.h"
 #include "common/quant/quant.h"
 
 namespace mxport::exporter {
@@ -22,20 +24,13 @@ using A = QuantAlgo;
 struct ModeInfo {
   absl::string_view mode;
   QuantAlgo algo;
-  absl::string_view unimplemented;  // why the mode cannot run yet; empty when it can
+  bool from_checkpoint;  // quantizes the calibrated modules with the checkpoint's amax
 };
 
 const ModeInfo kModes[] = {
-    {"none", A::kNone, ""},
-    {"nvfp4", A::kW4A16Nvfp4, ""},
-    {"fp8_block", A::kFp8Block, ""},
-    {"fp8", A::kFp8,
-     "fp8 per-tensor needs activation amax (input_scale) from a ModelOpt-calibrated "
-     "checkpoint, which this exporter does not read yet; nvfp4 (weight-only) and fp8_block "
-     "(dynamic activations) need no calibration"},
-    {"checkpoint", A::kNone,
-     "checkpoint mode re-exports the quantization of a ModelOpt-calibrated checkpoint and needs "
-     "its quantizer state (weight and activation amax), which this exporter does not read yet"},
+    {"none", A::kNone, false},        {"nvfp4", A::kW4A16Nvfp4, false},
+    {"fp8_block", A::kFp8Block, false}, {"fp8", A::kFp8, true},
+    {"checkpoint", A::kNvfp4, true},
 };
 
 // Roles whose `.weight` is a linear-like module in the quantization config; only some may be
@@ -57,6 +52,7 @@ struct PartRule {
   QuantAlgo algo;
   absl::string_view suffix;
   QuantPart part;
+  ScalarScale scalar = ScalarScale::kWeightScale2;
 };
 
 const PartRule kPartRules[] = {
@@ -65,6 +61,13 @@ const PartRule kPartRules[] = {
     {A::kW4A16Nvfp4, "weight_scale_2", QuantPart::kWeightScale2},
     {A::kFp8Block, "weight", QuantPart::kWeight},
     {A::kFp8Block, "weight_scale_inv", QuantPart::kScaleInv},
+    {A::kNvfp4, "weight", QuantPart::kWeight},
+    {A::kNvfp4, "weight_scale", QuantPart::kBlockScales},
+    {A::kNvfp4, "weight_scale_2", QuantPart::kWeightScale2},
+    {A::kNvfp4, "input_scale", QuantPart::kWeightScale2, ScalarScale::kInputScale},
+    {A::kFp8, "weight", QuantPart::kWeight},
+    {A::kFp8, "weight_scale", QuantPart::kWeightScale2, ScalarScale::kWeightScale},
+    {A::kFp8, "input_scale", QuantPart::kWeightScale2, ScalarScale::kInputScale},
 };
 
 // Fused siblings: HF weights that a loader fuses into one module (QKVParallelLinear,
@@ -109,14 +112,9 @@ std::string ModuleOf(const HfTensor& t) {
   return t.name.substr(0, t.name.size() - kWeightSuffix.size());
 }
 
-absl::StatusOr<QuantAlgo> ModeAlgo(absl::string_view mode) {
+absl::StatusOr<const ModeInfo*> FindMode(absl::string_view mode) {
   for (const ModeInfo& m : kModes) {
-    if (m.mode != mode) continue;
-    if (!m.unimplemented.empty()) {
-      return absl::UnimplementedError(absl::StrCat("quantization '", mode, "': ",
-                                                   m.unimplemented));
-    }
-    return m.algo;
+    if (m.mode == mode) return &m;
   }
   return absl::InvalidArgumentError(absl::StrCat("unknown quantization '", mode,
                                                  "'; accepted: ",
@@ -257,8 +255,48 @@ Piece RowChunk(const Piece& piece, int64_t first, int64_t n) {
   return c;
 }
 
+// Modes checkpoint and fp8: the algorithm, and which modules (by index) the checkpoint
+// calibrates (plus the routed experts of a calibrated layer projection; quantize_plan.h).
+absl::StatusOr<QuantAlgo> CheckpointSelection(const ExportPlan& plan, const ModeInfo& mode,
+                                              const std::vector<int>& module_tensor,
+                                              std::vector<bool>& selected) {
+  std::set<std::string> weight_amax, input_amax;
+  for (const AmaxSource& a : plan.amax_sources) {
+    for (const std::string& w : a.weights) {
+      (a.input ? input_amax : weight_amax).insert(w);
+      if (!a.input) weight_amax.insert(quant_internal::ExpertPattern(w));
+      if (a.input) input_amax.insert(quant_internal::ExpertPattern(w));
+    }
+  }
+  if (weight_amax.empty()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "quantization '", mode.mode, "' re-exports a ModelOpt calibration, but the checkpoint "
+        "has no quantizer amax (<module>.weight_quantizer._amax)"));
+  }
+  if (input_amax.empty() && mode.algo == A::kFp8) {
+    return absl::FailedPreconditionError(
+        "quantization 'fp8' needs activation amax (<module>.input_quantizer._amax) for its "
+        "static input_scale, and the checkpoint has none; use 'checkpoint' or 'fp8_block'");
+  }
+  const QuantAlgo algo = input_amax.empty() ? A::kW4A16Nvfp4 : mode.algo;
+  selected.assign(module_tensor.size(), false);
+  for (size_t m = 0; m < module_tensor.size(); ++m) {
+    const std::string& name = plan.tensors[module_tensor[m]].name;
+    const std::string pattern = quant_internal::ExpertPattern(name);
+    selected[m] = weight_amax.count(name) > 0 || (pattern != name && weight_amax.count(pattern));
+    if (selected[m] && !input_amax.empty() && input_amax.count(name) == 0 &&
+        input_amax.count(pattern) == 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          name, " is calibrated but the checkpoint has no input amax for it "
+          "(input_quantizer._amax)"));
+    }
+  }
+  return algo;
+}
+
 absl::StatusOr<ExportPlan> ApplyQuantization(ExportPlan plan, const QuantRequest& request) {
-  ASSIGN_OR_RETURN(const QuantAlgo algo, ModeAlgo(request.mode));
+  ASSIGN_OR_RETURN(const ModeInfo* mode, FindMode(request.mode));
+  QuantAlgo algo = mode->algo;
   if (algo == A::kNone) {
     if (!request.exclude.empty()) {
       return absl::InvalidArgumentError("quantization exclusions need a quantization mode");
@@ -266,6 +304,7 @@ absl::StatusOr<ExportPlan> ApplyQuantization(ExportPlan plan, const QuantRequest
     return plan;
   }
   if (IsQuantized(plan)) return absl::FailedPreconditionError("the plan is already quantized");
+  if (!mode->from_checkpoint) plan.amax_sources.clear();
   std::vector<std::string> modules;
   std::vector<int> module_tensor;
   for (size_t i = 0; i < plan.tensors.size(); ++i) {
@@ -273,6 +312,10 @@ absl::StatusOr<ExportPlan> ApplyQuantization(ExportPlan plan, const QuantRequest
     if (module.empty()) continue;
     modules.push_back(std::move(module));
     module_tensor.push_back(static_cast<int>(i));
+  }
+  std::vector<bool> selected(modules.size(), true);
+  if (mode->from_checkpoint) {
+    ASSIGN_OR_RETURN(algo, CheckpointSelection(plan, *mode, module_tensor, selected));
   }
   QuantPolicy policy;
   policy.algo = algo;
@@ -283,7 +326,7 @@ absl::StatusOr<ExportPlan> ApplyQuantization(ExportPlan plan, const QuantRequest
   std::map<std::string, std::vector<size_t>> fused;
   for (size_t m = 0; m < assigned.size(); ++m) {
     const HfTensor& t = plan.tensors[module_tensor[m]];
-    if (!FindLinearRole(t.role)->quantizable) assigned[m].algo = A::kNone;
+    if (!FindLinearRole(t.role)->quantizable || !selected[m]) assigned[m].algo = A::kNone;
     fused[FusionKey(t.name)].push_back(m);
   }
   for (const auto& [key, members] : fused) {
@@ -328,6 +371,7 @@ absl::StatusOr<ExportPlan> ApplyQuantization(ExportPlan plan, const QuantRequest
       q.bytes = static_cast<uint64_t>(Elements(spec.shape)) * ElementBytes(spec.dtype);
       q.quant = algo;
       q.quant_part = rule->part;
+      q.scalar = rule->scalar;
       q.quant_weight = w;
       if (rule->part == QuantPart::kWeight) {
         q.source_dtype = t.dtype;

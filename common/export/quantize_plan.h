@@ -11,9 +11,21 @@
 // name, the rest by name) and max_shard_size, a module's weight and scales always in one file
 // (weight first, scales right after it); pieces end up sorted by (tensor, dst_row, dst_col).
 // Modes: "none" (the plan unchanged), "nvfp4" (W4A16_NVFP4: weight amax from the weights, no
-// activation scale) and "fp8_block" (128x128 tiles, weight_scale_inv, dynamic activations).
-// "fp8" and "checkpoint" are Unimplemented (they need calibrated activation amax); others are
-// InvalidArgument listing the modes.
+// activation scale), "fp8_block" (128x128 tiles, weight_scale_inv, dynamic activations), and two
+// modes that re-export a ModelOpt calibration, reading the plan's amax_sources (plan.h):
+//   "checkpoint": NVFP4 for exactly the modules calibrated in the checkpoint (those with a
+//     weight_quantizer amax) and every routed expert of a layer projection (gate/up, down) with
+//     at least one calibrated expert (rule 9). weight_scale_2 = amax/(6*448) with amax the
+//     checkpoint's weight amax, maxed over fused siblings; an expert without its own weight
+//     amax uses the amax computed from its weight. input_scale = input amax/(6*448), F32 [];
+//     an expert without its own input amax takes the max over its layer projection's experts.
+//     A checkpoint with no input amax at all gives W4A16_NVFP4 (no input_scale) instead.
+//   "fp8": FP8 per tensor for the same modules: weight_scale = amax/448 (F32 []), weight
+//     e4m3(clamp(w/weight_scale)), input_scale = input amax/448 (F32 [1]). FailedPrecondition
+//     when the checkpoint has no input amax.
+// Both fail with FailedPrecondition when the checkpoint has no weight amax, and with
+// InvalidArgument naming a selected module that has no input amax while others do. nvfp4 and
+// fp8_block clear amax_sources. Unknown modes are InvalidArgument listing the modes.
 //
 // Execution of a quantized plan (ExecutePlanLocally does exactly this; a distributed executor
 // splits the loops over workers):
@@ -21,7 +33,11 @@
 //      RowChunk), Accumulate the rows SourceReader::ReadRows returns. Stats of disjoint chunk
 //      sets Merge in any order to the same bytes (Serialize/Parse carry them between
 //      processes). Finish once everything is merged: it checks that every quantized weight was
-//      covered exactly once and maxes the amax over fused siblings (stat_group).
+//      covered exactly once and maxes the amax over fused siblings (stat_group). A plan with
+//      amax_sources (modes checkpoint, fp8) also needs the checkpoint's amax: Finish reads them
+//      with the SourceReader it is given (a few scalars, read by whoever finishes), or a
+//      ReadCheckpointAmax call before Finish; without either Finish is FailedPrecondition.
+//      Read checkpoint amax travels with the rest (Merge, Serialize).
 //   2. Writing. For every chunk of every tensor, QuantizeChunk then ScatterQuantized (plain
 //      copies for unquantized tensors, exactly ScatterPiece); for every kWeightScale2 and
 //      kScaleInv tensor, ScaleTensorBytes written at offset 0. kBlockScales tensors are written
@@ -83,9 +99,12 @@ class QuantStats {
   absl::Status Accumulate(const ExportPlan& plan, const Piece& chunk, absl::string_view rows);
   // Adds the statistics of other chunks (CombineAbsMax per value; counts add).
   absl::Status Merge(const QuantStats& other);
-  // Checks coverage and applies the fused-sibling max. Needed before QuantizeChunk and
-  // ScaleTensorBytes; Accumulate and Merge clear it.
-  absl::Status Finish(const ExportPlan& plan);
+  // Reads every amax of plan.amax_sources (values of one quantized weight combine by max).
+  absl::Status ReadCheckpointAmax(const ExportPlan& plan, SourceReader& reader);
+  // Checks coverage, picks each weight's amax (the checkpoint's, else the computed one) and
+  // input amax (filled for experts), and applies the fused-sibling max. Needed before
+  // QuantizeChunk and ScaleTensorBytes; Accumulate and Merge clear it. `reader`: see above.
+  absl::Status Finish(const ExportPlan& plan, SourceReader* reader = nullptr);
   bool finished() const { return finished_; }
 
   std::string Serialize() const;
@@ -99,11 +118,16 @@ class QuantStats {
     uint64_t elements = 0;
     std::vector<float> tiles;  // block FP8: TileRows x TileCols
     std::map<int64_t, std::vector<float>> cut_blocks;  // NVFP4: block column -> amax per row
+    std::optional<float> checkpoint_amax;  // weight amax read from the checkpoint
+    std::optional<float> input_amax;       // activation amax (after Finish: filled, group max)
   };
   const std::map<int, Weight>& weights() const { return weights_; }
 
  private:
+  absl::Status FinishInputAmax(const ExportPlan& plan);
+
   std::map<int, Weight> weights_;  // by weight tensor index
+  bool checkpoint_read_ = false;
   bool finished_ = false;
 };
 
@@ -121,7 +145,8 @@ using TensorWriteFn = std::function<absl::Status(int, uint64_t, absl::string_vie
 absl::Status ScatterQuantized(const ExportPlan& plan, const Piece& chunk, absl::string_view bytes,
                               const TensorWriteFn& write);
 
-// The whole data of a kWeightScale2 (f32 scalar) or kScaleInv (f32 grid) tensor, little-endian.
+// The whole data of a kWeightScale2 (f32 scalar or [1]: HfTensor::scalar) or kScaleInv (f32
+// grid) tensor, little-endian.
 absl::StatusOr<std::string> ScaleTensorBytes(const ExportPlan& plan, const QuantStats& stats,
                                              int tensor);
 

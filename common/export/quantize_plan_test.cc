@@ -378,6 +378,43 @@ TEST(QuantizePlanTest, UnquantizedTensorsAreCopiedAsToday) {
   EXPECT_EQ(side.config_json, "{\n  \"a\": 1\n}\n");
 }
 
+TEST(QuantizePlanTest, CheckpointModesSelectTheCalibratedModules) {
+  Synthetic s = MakeSynthetic({{"model.layers.0.mlp.up_proj.weight", Role::kDenseFc1, 8, 32, {}},
+                               {"model.layers.0.mlp.down_proj.weight", Role::kDenseFc2, 8, 32,
+                                {}}});
+  s.plan.amax_sources.push_back(
+      {false, {"model.layers.0.mlp.down_proj.weight"}, 0, 0, "w", DType::kFloat32});
+  // Weight amax only: checkpoint is weight-only NVFP4, fp8 cannot set its input_scale.
+  ASSERT_OK_AND_ASSIGN(ExportPlan w4a16, ApplyQuantization(s.plan, {"checkpoint", {}}));
+  std::map<std::string, QuantAlgo> algo;
+  for (const HfTensor& t : w4a16.tensors) algo[t.name] = t.quant;
+  EXPECT_EQ(algo["model.layers.0.mlp.down_proj.weight"], QuantAlgo::kW4A16Nvfp4);
+  EXPECT_EQ(algo["model.layers.0.mlp.up_proj.weight"], QuantAlgo::kNone);  // not calibrated
+  EXPECT_FALSE(algo.contains("model.layers.0.mlp.down_proj.input_scale"));
+  EXPECT_THAT(ApplyQuantization(s.plan, {"fp8", {}}),
+              StatusIs(absl::StatusCode::kFailedPrecondition,
+                       HasSubstr("needs activation amax (<module>.input_quantizer._amax)")));
+  // With an input amax: NVFP4 and FP8 with input_scale.
+  s.plan.amax_sources.push_back(
+      {true, {"model.layers.0.mlp.down_proj.weight"}, 0, 0, "i", DType::kFloat32});
+  for (const auto& [mode, want] : std::vector<std::pair<std::string, QuantAlgo>>{
+           {"checkpoint", QuantAlgo::kNvfp4}, {"fp8", QuantAlgo::kFp8}}) {
+    ASSERT_OK_AND_ASSIGN(ExportPlan plan, ApplyQuantization(s.plan, {mode, {}}));
+    std::map<std::string, const HfTensor*> by_name;
+    for (const HfTensor& t : plan.tensors) by_name[t.name] = &t;
+    ASSERT_TRUE(by_name.contains("model.layers.0.mlp.down_proj.input_scale")) << mode;
+    const HfTensor& in = *by_name["model.layers.0.mlp.down_proj.input_scale"];
+    EXPECT_EQ(in.quant, want);
+    EXPECT_EQ(in.scalar, ScalarScale::kInputScale);
+    EXPECT_EQ(in.shape, want == QuantAlgo::kFp8 ? std::vector<int64_t>{1}
+                                                : std::vector<int64_t>{});
+    EXPECT_EQ(plan.amax_sources.size(), 2u);
+  }
+  // nvfp4 ignores the calibration.
+  ASSERT_OK_AND_ASSIGN(ExportPlan nvfp4, ApplyQuantization(s.plan, {"nvfp4", {}}));
+  EXPECT_TRUE(nvfp4.amax_sources.empty());
+}
+
 TEST(QuantizePlanTest, ErrorsNameTheTensorAndTheAllowedModes) {
   Synthetic s = MakeSynthetic({{"model.layers.0.mlp.down_proj.weight", Role::kDenseFc2, 8, 24,
                                 {}}});
@@ -390,11 +427,12 @@ TEST(QuantizePlanTest, ErrorsNameTheTensorAndTheAllowedModes) {
               StatusIs(absl::StatusCode::kInvalidArgument,
                        HasSubstr("unknown quantization 'int4'; accepted: none, nvfp4, "
                                  "fp8_block, fp8, checkpoint")));
+  // No quantizer state in the checkpoint.
   EXPECT_THAT(ApplyQuantization(s.plan, {"fp8", {}}),
-              StatusIs(absl::StatusCode::kUnimplemented,
-                       HasSubstr("fp8 per-tensor needs activation amax")));
+              StatusIs(absl::StatusCode::kFailedPrecondition,
+                       HasSubstr("has no quantizer amax (<module>.weight_quantizer._amax)")));
   EXPECT_THAT(ApplyQuantization(s.plan, {"checkpoint", {}}),
-              StatusIs(absl::StatusCode::kUnimplemented, HasSubstr("quantizer state")));
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("ModelOpt calibration")));
   EXPECT_THAT(ApplyQuantization(s.plan, {"fp8_block", {"*.nothing"}}),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("'*.nothing'")));
   EXPECT_THAT(ApplyQuantization(s.plan, {"none", {"*"}}),

@@ -3,7 +3,8 @@
 # --quantized (an independent Python reader that decodes E2M1/E4M3 by hand and bounds the
 # dequantization error against the HF original): NVFP4 on a layout whose TP boundaries cut
 # 16-element blocks (experts split 8+8 columns by ETP=2), NVFP4 with exclusions, block FP8,
-# then the modes that must fail with a clear message.
+# the ModelOpt-calibrated layouts in modes checkpoint (NVFP4 + input_scale) and fp8 (per
+# tensor), then the modes that must fail with a clear message.
 # Usage: quantized_export.sh MXPORT FIXTURES_DIR
 set -uo pipefail
 MXPORT=$1
@@ -59,6 +60,27 @@ if diff -r "$WORK/nvfp4_etp2" "$WORK/nvfp4_tp1" >/dev/null; then
 else
   echo "FAIL nvfp4 exports of two layouts differ"; failures=$((failures + 1))
 fi
+export_and_check checkpoint_tp2 qwen3_moe_tp2_ep2_modelopt qwen3_moe --quantization checkpoint
+export_and_check checkpoint_tp1 qwen3_moe_ep2_modelopt qwen3_moe --quantization checkpoint
+export_and_check fp8_tp2 qwen3_moe_tp2_ep2_modelopt qwen3_moe --quantization fp8
+if diff -r "$WORK/checkpoint_tp2" "$WORK/checkpoint_tp1" >/dev/null; then
+  echo "ok   checkpoint exports of TP=2 and TP=1 are identical"; passes=$((passes + 1))
+else
+  echo "FAIL checkpoint exports of TP=2 and TP=1 differ"; failures=$((failures + 1))
+fi
+for pair in "checkpoint_tp1 NVFP4" "fp8_tp2 FP8"; do
+  set -- $pair
+  if grep -q "\"quant_algo\": \"$2\"" "$WORK/$1/hf_quant_config.json" &&
+      grep -q '"kv_cache_quant_algo": null' "$WORK/$1/hf_quant_config.json" &&
+      grep -q '"model.layers.0.mlp.experts.7.down_proj.input_scale"' \
+        "$WORK/$1/model.safetensors.index.json"; then
+    echo "ok   $1 declares $2 and the uncalibrated expert has its input_scale"
+    passes=$((passes + 1))
+  else
+    echo "FAIL $1: hf_quant_config.json or the uncalibrated expert's tensors"
+    failures=$((failures + 1))
+  fi
+done
 if grep -q '"model.layers.0.self_attn.q_proj"' "$WORK/nvfp4_exclude/hf_quant_config.json"; then
   echo "ok   excluded attention is listed in exclude_modules"; passes=$((passes + 1))
 else
@@ -66,9 +88,9 @@ else
 fi
 
 LAYOUT="--source $FIXTURES/layouts/qwen3_moe_ep2 --hf-config $FIXTURES/models/qwen3_moe/hf"
-expect_failure "fp8 needs calibration" "fp8 per-tensor needs activation amax" \
+expect_failure "fp8 needs calibration" "has no quantizer amax" \
   "$MXPORT" export $LAYOUT --output "$WORK/fp8" --quantization fp8
-expect_failure "checkpoint mode needs quantizer state" "quantizer state" \
+expect_failure "checkpoint mode needs quantizer state" "re-exports a ModelOpt calibration" \
   "$MXPORT" export $LAYOUT --output "$WORK/ckpt" --quantization checkpoint
 expect_failure "unknown mode lists the modes" "accepted: none, nvfp4, fp8_block, fp8, checkpoint" \
   "$MXPORT" export $LAYOUT --output "$WORK/int4" --quantization int4

@@ -190,6 +190,10 @@ class DistributedExportTest : public ::testing::Test {
     }
   }
 
+  // Runs a quantized job and compares it with the single-process export of the same request.
+  void ExpectQuantizedJobEqualsLocal(const std::string& layout, const std::string& mode,
+                                     const std::string& algo);
+
   FakeClock clock_;
   std::unique_ptr<coordinator::Store> store_ = coordinator::NewMemoryStore();
   std::unique_ptr<Coordinator> coordinator_;
@@ -239,16 +243,32 @@ TEST_F(DistributedExportTest, FewerAndMoreWorkersThanSourceFiles) {
 // statistics and quantize; the files equal the single-process quantized export, and the sidecar
 // writer publishes config.json with quantization_config and hf_quant_config.json.
 TEST_F(DistributedExportTest, QuantizedJobEqualsTheSingleProcessExport) {
+  struct Case {
+    const char* layout;
+    const char* mode;
+    const char* algo;
+  };
+  for (const Case& c : {Case{"qwen3_moe_tp2_pp2_ep4", "nvfp4", "W4A16_NVFP4"},
+                        Case{"qwen3_moe_tp2_ep2_modelopt", "checkpoint", "\"NVFP4\""},
+                        Case{"qwen3_moe_tp2_ep2_modelopt", "fp8", "\"FP8\""}}) {
+    SCOPED_TRACE(absl::StrCat(c.layout, " ", c.mode));
+    ExpectQuantizedJobEqualsLocal(c.layout, c.mode, c.algo);
+  }
+}
+
+void DistributedExportTest::ExpectQuantizedJobEqualsLocal(const std::string& layout,
+                                                          const std::string& mode,
+                                                          const std::string& algo) {
   constexpr int kWorkers = 5;
-  auto spec = Spec("qwen3_moe_tp2_pp2_ep4", "qwen3_moe", kWorkers);
-  spec.quantization = "nvfp4";
-  spec.job_id += "-nvfp4";
-  spec.output_path += "-nvfp4";
+  auto spec = Spec(layout, "qwen3_moe", kWorkers);
+  spec.quantization = mode;
+  spec.job_id += "-" + mode;
+  spec.output_path += "-" + mode;
   exporter::CheckpointPlanRequest request;
   request.source_dir = spec.source_path;
   request.hf_config_dir = spec.hf_config_dir;
   request.options.max_shard_size = spec.max_shard_size;
-  request.quantization.mode = "nvfp4";
+  request.quantization.mode = mode;
   request.quantization.max_shard_size = spec.max_shard_size;
   ASSERT_OK_AND_ASSIGN(auto cp, exporter::PlanCheckpoint(*fs::PosixFileSystem(), request));
   ASSERT_OK_AND_ASSIGN(auto sidecars, exporter::CollectSidecars(*fs::PosixFileSystem(), cp.plan,
@@ -277,8 +297,7 @@ TEST_F(DistributedExportTest, QuantizedJobEqualsTheSingleProcessExport) {
   }
   EXPECT_NE(Read(spec.output_path + "/config.json").find("\"quantization_config\""),
             std::string::npos);
-  EXPECT_NE(Read(spec.output_path + "/hf_quant_config.json").find("W4A16_NVFP4"),
-            std::string::npos);
+  EXPECT_NE(Read(spec.output_path + "/hf_quant_config.json").find(algo), std::string::npos);
 }
 
 TEST_F(DistributedExportTest, AWorkerDyingMidTransferCostsOneGeneration) {

@@ -141,7 +141,7 @@ absl::Status PlanExecutor::GatherStats(exporter::SourceReader& reader) {
                      exporter::QuantStats::Parse(r == rank_ ? own : theirs[r]));
     RETURN_IF_ERROR(all.Merge(part));
   }
-  RETURN_IF_ERROR(all.Finish(plan));
+  RETURN_IF_ERROR(all.Finish(plan, &reader));  // reads checkpoint amax where the plan has some
   stats_ = std::move(all);
   return absl::OkStatus();
 }
