@@ -14,6 +14,7 @@
 #include "absl/strings/str_replace.h"
 #include "common/export/checkpoint_planner.h"
 #include "common/export/local_executor.h"
+#include "common/export/quant_testutil.h"
 #include "common/export/quantize_plan.h"
 #include "common/fs/fs_testutil.h"
 #include "common/json/json.h"
@@ -33,12 +34,10 @@ using ::testing::HasSubstr;
 const std::string kFixtures = std::string(MXPORT_BINARY_DIR) + "/fixtures/megatron";
 constexpr int kLayers = 6, kExperts = 8, kLocal = 4;  // qwen3_moe; EP = 2
 
-struct Tensor {
-  DType dtype;
-  std::vector<int64_t> shape;
-  std::string bytes;
-};
-using Tensors = std::map<std::string, Tensor>;
+using testutil::Floats;
+using testutil::Scalar;
+using testutil::Tensor;
+using testutil::Tensors;
 
 Json Layout(const std::string& name) {
   auto text = fs::ReadFileToString(*fs::PosixFileSystem(), kFixtures + "/catalog.json");
@@ -50,32 +49,6 @@ Json Layout(const std::string& name) {
   }
   ADD_FAILURE() << "no layout " << name;
   return Json();
-}
-
-// Every tensor of a torch file by path ("model/decoder.layers.0...." in a rank file).
-Tensors ReadTorch(const std::string& path) {
-  Tensors out;
-  auto file = torch::TorchFile::Open(*fs::PosixFileSystem(), path);
-  EXPECT_TRUE(file.ok()) << file.status();
-  if (!file.ok()) return out;
-  for (const torch::TensorEntry& e : (*file)->tensors()) {
-    auto bytes = (*file)->ReadTensor(*e.tensor);
-    EXPECT_TRUE(bytes.ok());
-    out[e.path] = {e.tensor->dtype, e.tensor->shape, *bytes};
-  }
-  return out;
-}
-
-std::vector<float> Floats(const Tensor& t) {
-  std::vector<float> v(t.bytes.size() / ElementBytes(t.dtype));
-  EXPECT_OK(quant::ToFloat(t.dtype, t.bytes, absl::MakeSpan(v)));
-  return v;
-}
-
-float Scalar(const Tensor& t) {
-  float f;
-  std::memcpy(&f, t.bytes.data(), 4);
-  return f;
 }
 
 float Amax(const Tensor& t) {
@@ -142,8 +115,8 @@ struct Expect {
 // uncalibrated expert) its own weight's amax.
 std::map<std::string, Expect> Expected(const Json& layout, const Tensors& original) {
   const std::string root = kFixtures + "/" + layout["dir"].get<std::string>() + "/iter_0000100/";
-  const Tensors rank[2] = {ReadTorch(root + "mp_rank_00_000/model_optim_rng.pt"),
-                           ReadTorch(root + "mp_rank_00_001/model_optim_rng.pt")};
+  const Tensors rank[2] = {testutil::ReadTorchTensors(root + "mp_rank_00_000/model_optim_rng.pt"),
+                           testutil::ReadTorchTensors(root + "mp_rank_00_001/model_optim_rng.pt")};
   std::map<std::string, Expect> out;
   for (int g = 0; g < kLayers; ++g) {
     const std::string m = absl::StrCat("model/decoder.layers.", g, ".");
@@ -271,7 +244,7 @@ void CheckExport(const std::string& mode, const std::map<std::string, std::strin
 TEST_F(QuantizeCheckpointTest, ScalesComeFromTheCheckpointAmaxAndTpDoesNotMatter) {
   const Json tp1 = Layout("qwen3_moe_ep2_modelopt"), tp2 = Layout("qwen3_moe_tp2_ep2_modelopt");
   ASSERT_FALSE(tp1.is_null() || tp2.is_null());
-  const Tensors original = ReadTorch(kFixtures + "/" + tp1["expected"].get<std::string>() +
+  const Tensors original = testutil::ReadTorchTensors(kFixtures + "/" + tp1["expected"].get<std::string>() +
                                      "/model.pt");
   const std::map<std::string, Expect> expected = Expected(tp1, original);
   ASSERT_EQ(expected.size(), static_cast<size_t>(kLayers * (4 + 3 * kExperts)));
@@ -295,7 +268,7 @@ TEST_F(QuantizeCheckpointTest, SharedExpertIsCalibratedRouterAndGateAreNot) {
   Tensors got;
   const auto files = Export(layout, "fp8", got);
   ASSERT_FALSE(files.empty());
-  const Tensors original = ReadTorch(kFixtures + "/" + layout["expected"].get<std::string>() +
+  const Tensors original = testutil::ReadTorchTensors(kFixtures + "/" + layout["expected"].get<std::string>() +
                                      "/model.pt");
   for (int g = 0; g < 4; ++g) {
     const std::string sh = absl::StrCat("model.layers.", g, ".mlp.shared_expert.");
@@ -334,7 +307,7 @@ TEST_F(QuantizeCheckpointTest, SequentialExpertsHaveTheirOwnInputAmax) {
   }
   ASSERT_GT(experts, 2);
   // Expert 0 of layer 0 (pp 0, ep 0) has its own input amax in the rank file.
-  const Tensors rank = ReadTorch(kFixtures + "/" + seq["dir"].get<std::string>() +
+  const Tensors rank = testutil::ReadTorchTensors(kFixtures + "/" + seq["dir"].get<std::string>() +
                                  "/iter_0000100/mp_rank_00_000_000/model_optim_rng.pt");
   const float own = Scalar(rank.at(
       "model/decoder.layers.0.mlp.experts.local_experts.0.linear_fc1.input_quantizer._amax"));

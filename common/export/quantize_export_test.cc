@@ -16,6 +16,7 @@
 #include "absl/strings/str_replace.h"
 #include "common/export/checkpoint_planner.h"
 #include "common/export/local_executor.h"
+#include "common/export/quant_testutil.h"
 #include "common/export/quantize_plan.h"
 #include "common/fs/fs_testutil.h"
 #include "common/json/json.h"
@@ -33,12 +34,10 @@ using ::testing::HasSubstr;
 
 const std::string kFixtures = std::string(MXPORT_BINARY_DIR) + "/fixtures/megatron";
 
-struct Tensor {
-  DType dtype;
-  std::vector<int64_t> shape;
-  std::string bytes;
-};
-using Tensors = std::map<std::string, Tensor>;
+using testutil::Floats;
+using testutil::Scalar;
+using testutil::Tensor;
+using testutil::Tensors;
 
 Json Catalog() {
   auto text = fs::ReadFileToString(*fs::PosixFileSystem(), kFixtures + "/catalog.json");
@@ -49,27 +48,7 @@ Json Catalog() {
 }
 
 Tensors Original(const std::string& model_dir) {
-  Tensors out;
-  auto file = torch::TorchFile::Open(*fs::PosixFileSystem(), model_dir + "/model.pt");
-  EXPECT_TRUE(file.ok()) << file.status();
-  for (const torch::TensorEntry& e : (*file)->tensors()) {
-    auto bytes = (*file)->ReadTensor(*e.tensor);
-    EXPECT_TRUE(bytes.ok());
-    out[e.path] = {e.tensor->dtype, e.tensor->shape, *bytes};
-  }
-  return out;
-}
-
-std::vector<float> Floats(const Tensor& t) {
-  std::vector<float> v(t.bytes.size() / ElementBytes(t.dtype));
-  EXPECT_OK(quant::ToFloat(t.dtype, t.bytes, absl::MakeSpan(v)));
-  return v;
-}
-
-float Scalar(const Tensor& t) {
-  float f;
-  std::memcpy(&f, t.bytes.data(), 4);
-  return f;
+  return testutil::ReadTorchTensors(model_dir + "/model.pt");
 }
 
 // max |x| of the original tensors fused with `name` (q/k/v, gate/up, w1/w3), computed here.

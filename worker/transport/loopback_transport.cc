@@ -165,19 +165,10 @@ class RendezvousHub {
   std::vector<bool> aborted_ ABSL_GUARDED_BY(mu_);
 };
 
-class RendezvousTransport : public Transport {
+class RendezvousTransport : public StepTransport {
  public:
   RendezvousTransport(TransportOptions options, std::shared_ptr<RendezvousHub> hub)
-      : Transport(options), hub_(std::move(hub)) {}
-  bool streaming() const override { return false; }
-  absl::Status Send(int peer, absl::string_view data) override {
-    const SendOp op{peer, data};
-    return Exchange(absl::MakeConstSpan(&op, 1), {});
-  }
-  absl::Status Recv(int peer, absl::Span<char> dst) override {
-    const RecvOp op{peer, dst};
-    return Exchange({}, absl::MakeConstSpan(&op, 1));
-  }
+      : StepTransport(options), hub_(std::move(hub)) {}
   absl::Status Exchange(absl::Span<const SendOp> sends, absl::Span<const RecvOp> recvs) override {
     for (const SendOp& op : sends) RETURN_IF_ERROR(CheckPeer(op.peer));
     for (const RecvOp& op : recvs) RETURN_IF_ERROR(CheckPeer(op.peer));

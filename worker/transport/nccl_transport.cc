@@ -44,10 +44,10 @@ absl::Status Reserve(void** buffer, size_t* capacity, size_t size) {
   return absl::OkStatus();
 }
 
-class NcclTransport : public Transport {
+class NcclTransport : public StepTransport {
  public:
   NcclTransport(NcclOptions options, ncclComm_t comm, cudaStream_t stream)
-      : Transport(options.transport), nccl_(options), comm_(comm), stream_(stream) {}
+      : StepTransport(options.transport), nccl_(options), comm_(comm), stream_(stream) {}
 
   ~NcclTransport() override {
     absl::MutexLock lock(&mu_);
@@ -70,17 +70,6 @@ class NcclTransport : public Transport {
     if (send_buffer_ != nullptr) cudaFree(send_buffer_);
     if (recv_buffer_ != nullptr) cudaFree(recv_buffer_);
     if (stream_ != nullptr) cudaStreamDestroy(stream_);
-  }
-
-  bool streaming() const override { return false; }
-
-  absl::Status Send(int peer, absl::string_view data) override {
-    const SendOp op{peer, data};
-    return Exchange(absl::MakeConstSpan(&op, 1), {});
-  }
-  absl::Status Recv(int peer, absl::Span<char> dst) override {
-    const RecvOp op{peer, dst};
-    return Exchange({}, absl::MakeConstSpan(&op, 1));
   }
 
   void Abort() override {

@@ -79,6 +79,26 @@ class Transport {
   const TransportOptions options_;
 };
 
+// A transport that only moves whole steps (NCCL, and its CPU stand-in): lone Send/Recv are
+// one-op exchanges, and streaming() is false.
+class StepTransport : public Transport {
+ public:
+  bool streaming() const final { return false; }
+  absl::Status Send(int peer, absl::string_view data) final {
+    const SendOp op{peer, data};
+    return Exchange(absl::MakeConstSpan(&op, 1), {});
+  }
+  absl::Status Recv(int peer, absl::Span<char> dst) final {
+    const RecvOp op{peer, dst};
+    return Exchange({}, absl::MakeConstSpan(&op, 1));
+  }
+  absl::Status Exchange(absl::Span<const SendOp> sends,
+                        absl::Span<const RecvOp> recvs) override = 0;
+
+ protected:
+  using Transport::Transport;
+};
+
 // N transports connected in process (rank i is result[i]).
 std::vector<std::unique_ptr<Transport>> NewLoopbackGroup(int world_size,
                                                          absl::Duration op_timeout =
