@@ -4,28 +4,33 @@ against `cp -r` of the same bytes, with each worker's peak memory and a full che
 
 Usage:
     /usr/bin/python3 bench/export_benchmark.py [--bin build/bin] [--work build/export-bench]
-        [--gb 4] [--workers 4,8] [--max-shard-size 512MB] [--keep]
+        [--gb 4] [--workers 4,8] [--rounds 2] [--max-shard-size 512MB] [--keep [--reuse]]
 
 Steps, in one run:
  1. tests/fixtures/make_synthetic_checkpoint.py writes a Megatron legacy checkpoint (TP=2,
     PP=2, EP=4, bf16) whose HF tensors total at least --gb × 10^9 bytes, with expected.json
     (the sha256 of every HF tensor, computed by PyTorch before sharding).
- 2. Baseline: `cp -r` of the rank files to a fresh directory, then fsync of every copied file
-    (the export makes its files durable too). Once "cold" (the source evicted from the page
-    cache with posix_fadvise(DONTNEED) after an fsync; the hypervisor may still cache, so cold
-    means cold-ish) and once warm (the source just read).
- 3. For each worker count N: `mxport local-run --workers N`, timed from start to exit, while a
-    sampler reads VmHWM (peak resident set) of every process local-run started from
-    /proc/<pid>/status every 20 ms, and the job's events are followed on the coordinator's
-    REST API (found through its --port-file) to show where the time goes. The first N is run
-    cold and warm, the others warm.
+ 2. Pairs of timed runs, each export next to its own baseline in the same conditions: `cp -r`
+    of the rank files to a fresh directory plus the fsync of every copied file (the export
+    makes its files durable too), and `mxport local-run --workers N`, timed from start to exit.
+    Every timed run starts after sync(), with no output of an earlier run left (a virtual
+    machine's page-cache writes and disk are much slower into memory it has not touched for a
+    while, and a baseline taken minutes earlier says little). Cold pairs first evict the source
+    from the page cache (posix_fadvise(DONTNEED) after an fsync; the hypervisor may still
+    cache, so cold means cold-ish) before each run of the pair; warm pairs read it just before.
+    The first N is run as one cold pair, then every N as --rounds warm pairs, alternating which
+    of the two runs first; the goal compares the median of the ratios.
+ 3. While local-run runs, a sampler reads VmHWM (peak resident set) of every process it started
+    from /proc/<pid>/status every 20 ms, and the job's events are followed on the
+    coordinator's REST API (found through its --port-file) to show where the time goes; the
+    CPU seconds (user + system) of the export's processes and of cp are printed too.
  4. Every output is checked independently of mxport: the index, every safetensors header
     (parsed with json + struct), dtypes and shapes, and the sha256 of every tensor's bytes
     against expected.json; the files must be byte-identical across worker counts.
 
 Goals (printed; only a wrong export fails the run):
-  speed:  local-run seconds <= 1.5 × (cp -r + fsync) seconds, cold against cold and warm
-          against warm;
+  speed:  local-run seconds <= 1.5 × (cp -r + fsync) seconds of the same pair, cold against
+          cold and warm against warm (the median over the warm rounds);
   memory: per-worker peak RSS <= in-flight limit + 2 × largest tensor + 200 MiB, where the
           in-flight limit is the worker's bound on data-plane bytes it holds
           (--in-flight-bytes, the worker default of 1 GiB, since local-run passes no worker
@@ -83,15 +88,20 @@ def fsync_all(paths):
 
 
 def timed_cp(src, dst):
-    """(seconds of cp -r, seconds of cp -r plus the fsync of every copied file)."""
+    """(seconds of cp -r, seconds of cp -r plus the fsync of every copied file, CPU seconds)."""
     shutil.rmtree(dst, ignore_errors=True)
+    os.sync()
+    before = os.times()
     t0 = time.monotonic()
     subprocess.run(["cp", "-r", src, dst], check=True)
     t1 = time.monotonic()
     fsync_all(files_under(dst))
     t2 = time.monotonic()
+    after = os.times()
     shutil.rmtree(dst)
-    return t1 - t0, t2 - t0
+    cpu = (after.children_user - before.children_user + after.children_system -
+           before.children_system + after.system - before.system)  # the fsyncs are ours
+    return t1 - t0, t2 - t0, cpu
 
 
 # ---------------------------------------------------------------------------------------------
@@ -224,7 +234,10 @@ def timeline(events, started):
 
 
 def local_run(bin_dir, source, hf, out, workers, max_shard, log_path):
+    """(exit code, seconds, sampler, wait4 peak RSS KiB, CPU seconds of local-run and every
+    process it waited for)."""
     shutil.rmtree(out, ignore_errors=True)
+    os.sync()
     cmd = [os.path.join(bin_dir, "mxport"), "local-run", "--source", source, "--hf-config", hf,
            "--output", out, "--workers", str(workers), "--max-shard-size", max_shard,
            "--job-id", "bench-%d" % workers]
@@ -245,7 +258,8 @@ def local_run(bin_dir, source, hf, out, workers, max_shard, log_path):
     for d in sampler.db_dirs:  # local-run leaves its coordinator's state directory behind
         if os.path.basename(d).startswith("mxport-local-"):
             shutil.rmtree(d, ignore_errors=True)
-    return proc.returncode, seconds, sampler, rusage.ru_maxrss
+    return (proc.returncode, seconds, sampler, rusage.ru_maxrss,
+            rusage.ru_utime + rusage.ru_stime)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -359,10 +373,13 @@ def main():
                     help="least tensor bytes of the checkpoint, in 10^9 "
                          "(default $MXPORT_EXPORT_BENCH_GB or 4)")
     ap.add_argument("--workers", default="4,8", help="comma-separated worker counts")
+    ap.add_argument("--rounds", type=int, default=2, help="warm pairs per worker count")
     ap.add_argument("--max-shard-size", default="512MB", help="output file size limit")
     ap.add_argument("--in-flight-bytes", type=byte_size, default=1 << 30,
                     help="the workers' in-flight limit, for the memory goal (worker default)")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
+    ap.add_argument("--reuse", action="store_true",
+                    help="use the checkpoint a --keep run left in --work if there is one")
     a = ap.parse_args()
     counts = [int(x) for x in a.workers.split(",")]
     bin_dir = os.path.abspath(a.bin)
@@ -374,7 +391,9 @@ def main():
     load_start = os.getloadavg()[0]
     try:
         t0 = time.monotonic()
-        subprocess.run([TORCH_PYTHON, GENERATOR, "--out", ckpt, "--gb", str(a.gb)], check=True)
+        if not (a.reuse and os.path.exists(os.path.join(ckpt, "expected.json"))):
+            subprocess.run([TORCH_PYTHON, GENERATOR, "--out", ckpt, "--gb", str(a.gb)],
+                           check=True)
         gen_s = time.monotonic() - t0
         expected = json.load(open(os.path.join(ckpt, "expected.json")))
         src_files = [os.path.join(ckpt, f) for f in expected["source_files"]]
@@ -382,23 +401,33 @@ def main():
         gb = src_bytes / 1e9
         largest = expected["largest_tensor"]
 
-        evict(src_files)
-        cp_cold, cp_cold_sync = timed_cp(source, os.path.join(work, "copy"))
-        cp_warm, cp_warm_sync = timed_cp(source, os.path.join(work, "copy"))
-
-        runs = []  # (label, workers, seconds, sampler, wait4 maxrss KiB)
-        plan = [("cold", counts[0])] + [("warm", n) for n in counts]
+        runs = []  # dicts: label, workers, seconds, cpu, sampler, maxrss, cp, cp_sync, cp_cpu
+        plan = [("cold", counts[0], 0)] + [("warm", n, r) for n in counts
+                                           for r in range(a.rounds)]
         shas = {}
-        for label, n in plan:
+        for label, n, r in plan:
             out = os.path.join(work, "export-%d" % n)
-            if label == "cold":
-                evict(src_files)
-            rc, secs, sampler, maxrss = local_run(bin_dir, source, hf, out, n, a.max_shard_size,
-                                                  os.path.join(work, "local-run-%d.log" % n))
-            if rc != 0:
-                with open(os.path.join(work, "local-run-%d.log" % n)) as f:
+            log_path = os.path.join(work, "local-run-%d.log" % n)
+            run = {"label": label, "workers": n}
+
+            def baseline():
+                if label == "cold":
+                    evict(src_files)
+                run["cp"], run["cp_sync"], run["cp_cpu"] = timed_cp(source,
+                                                                    os.path.join(work, "copy"))
+
+            def export():
+                if label == "cold":
+                    evict(src_files)
+                (run["rc"], run["seconds"], run["sampler"], run["maxrss"],
+                 run["cpu"]) = local_run(bin_dir, source, hf, out, n, a.max_shard_size, log_path)
+
+            for step in ((baseline, export) if r % 2 == 0 else (export, baseline)):
+                step()
+            if run["rc"] != 0:
+                with open(log_path) as f:
                     tail = f.read()[-2000:]
-                failures.append("local-run with %d workers exited %d: %s" % (n, rc, tail))
+                failures.append("local-run with %d workers exited %d: %s" % (n, run["rc"], tail))
                 shutil.rmtree(out, ignore_errors=True)
                 continue
             t1 = time.monotonic()
@@ -406,12 +435,14 @@ def main():
             check_s = time.monotonic() - t1
             failures += ["%d workers: %s" % (n, p) for p in problems]
             if not problems:
-                shas[n] = file_sha
+                shas.setdefault(n, file_sha)
+                if shas[n] != file_sha:
+                    failures.append("two exports by %d workers differ" % n)
             print("checked the %s export by %d workers in %.1f s: %s" % (
                 label, n, check_s, "ok, %d files, %d tensors" % (
                     len(file_sha), len(expected["tensors"])) if not problems else
                 "%d problems" % len(problems)))
-            runs.append((label, n, secs, sampler, maxrss))
+            runs.append(run)
             shutil.rmtree(out, ignore_errors=True)
         if len({json.dumps(s, sort_keys=True) for s in shas.values()}) > 1:
             failures.append("exports by different worker counts differ: %s" % shas)
@@ -429,26 +460,37 @@ def main():
                                        gen_s))
         print("largest tensor: %s, %.1f MiB; output files of at most %s"
               % (largest["name"], largest["bytes"] / MiB, a.max_shard_size))
-        print("%-34s %8s %8s" % ("", "seconds", "GB/s"))
-        for name, s in (("cp -r, cold", cp_cold), ("cp -r + fsync, cold", cp_cold_sync),
-                        ("cp -r, warm", cp_warm), ("cp -r + fsync, warm", cp_warm_sync)):
-            print("%-34s %8.2f %8.2f" % (name, s, gb / s))
-        for label, n, secs, _, _ in runs:
-            base = cp_cold_sync if label == "cold" else cp_warm_sync
-            ratio = secs / base
-            print("%-34s %8.2f %8.2f   %.2f× cp+fsync (%s) -> speed goal <= 1.5×: %s" % (
-                "local-run, %d workers, %s" % (n, label), secs, gb / secs, ratio, label,
-                "met" if ratio <= 1.5 else "MISSED"))
+        print("each export next to the cp -r + fsync of the same bytes run just before or after "
+              "it (CPU: user + system seconds of all processes)")
+        print("%-30s %8s %6s %6s %8s %6s %6s %7s" % ("", "export s", "GB/s", "CPU s", "cp+sync",
+                                                    "GB/s", "CPU s", "ratio"))
+        ratios = {}
+        for run in runs:
+            ratio = run["seconds"] / run["cp_sync"]
+            ratios.setdefault((run["label"], run["workers"]), []).append(ratio)
+            print("%-30s %8.2f %6.2f %6.1f %8.2f %6.2f %6.1f %6.2f×" % (
+                "local-run, %d workers, %s" % (run["workers"], run["label"]), run["seconds"],
+                gb / run["seconds"], run["cpu"], run["cp_sync"], gb / run["cp_sync"],
+                run["cp_cpu"], ratio))
+        for (label, n), rs in ratios.items():
+            median = sorted(rs)[len(rs) // 2] if len(rs) % 2 else sum(sorted(rs)[
+                len(rs) // 2 - 1:len(rs) // 2 + 1]) / 2
+            print("%d workers, %s: median %.2f× cp+fsync over %d pair%s -> speed goal <= 1.5×: %s"
+                  % (n, label, median, len(rs), "" if len(rs) == 1 else "s",
+                     "met" if median <= 1.5 else "MISSED"))
         print("where the export's time goes (seconds from the start of local-run; journal "
               "times):")
-        for label, n, secs, sampler, _ in runs:
-            t = sampler.timeline
-            print("  %d workers, %s: %s; exit %.1f" % (n, label, ", ".join(
-                "%s %s" % (k, "?" if v is None else "%.1f" % v) for k, v in t.items()), secs))
+        for run in runs:
+            t = run["sampler"].timeline
+            print("  %d workers, %s: %s; exit %.1f" % (run["workers"], run["label"], ", ".join(
+                "%s %s" % (k, "?" if v is None else "%.1f" % v) for k, v in t.items()),
+                run["seconds"]))
         print("memory goal per worker: in-flight limit %.0f MiB + 2 × largest tensor %.1f MiB "
               "+ 200 MiB = %.0f MiB" % (a.in_flight_bytes / MiB, largest["bytes"] / MiB,
                                          goal_mib))
-        for label, n, _, sampler, maxrss in runs:
+        for run in runs:
+            label, n, sampler, maxrss = (run["label"], run["workers"], run["sampler"],
+                                         run["maxrss"])
             workers = sorted((k for k in sampler.peak_kib if k.startswith("worker")),
                              key=lambda k: int(k.split()[1]))
             peaks = [sampler.peak_kib[k] / 1024 for k in workers]

@@ -38,7 +38,7 @@ int main(int argc, char** argv) {
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error");
   app.add_option("--port-file", port_file, "write {\"grpc\": port, \"rest\": port} here");
   app.add_flag("--verify-commit-hash", options.verify_commit_hash,
-               "re-read each staged file to check its SHA-256 before committing it");
+               "re-read each staged file to check its content hash before committing it");
   CLI11_PARSE(app, argc, argv);
   spdlog::set_level(spdlog::level::from_str(log_level));
   options.tick_interval = absl::Seconds(tick_seconds);

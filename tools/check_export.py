@@ -17,7 +17,9 @@ numpy: PyTorch 1.13 has no float8 dtype) and checked against the original instea
     weight_scale == amax/448 (amax maxed over fused siblings: the ModelOpt fixtures calibrate
     with the true amax), |w - dq| <= |w|/16 + weight_scale/1024;
   - input_scale (NVFP4 F32 [], FP8 F32 [1]; from the checkpoint's activation amax, so only its
-    form is checked here): finite and positive, equal across fused siblings;
+    form is checked here): finite and positive, equal across fused siblings; each module's
+    declared quant_algo (uniform, or MIXED_PRECISION quantized_layers) matches its tensors:
+    NVFP4 / FP8 with input_scale, W4A16_NVFP4 without;
   - unquantized tensors still equal the original bit for bit, every quantized module has its
     complete tensor set, and hf_quant_config.json's exclude_modules / config.json's
     quantization_config list exactly the linear modules without quantized tensors.
@@ -203,6 +205,33 @@ def check_fp8(name, w, tensors, original, st):
     return problems
 
 
+def written_algo(module, tensors):
+    """The ModelOpt quant_algo a module's tensors make: input_scale means static activations."""
+    has_input = module + ".input_scale" in tensors
+    if module + ".weight_scale_2" in tensors:
+        return "NVFP4" if has_input else "W4A16_NVFP4"
+    return "FP8" if has_input else "FP8 without input_scale"
+
+
+def check_declared_algos(hf, qc, tensors, quantized):
+    """quant_algo (uniform) or quantized_layers (MIXED_PRECISION) names what each module holds."""
+    written = {m: written_algo(m, tensors) for m in quantized}
+    algo = hf.get("quant_algo")
+    if algo == "MIXED_PRECISION":
+        layers = hf.get("quantized_layers", {})
+        declared = {m: c.get("quant_algo") for m, c in layers.items()}
+        if qc.get("quantized_layers") != layers:
+            return ["config.json quantized_layers differ from hf_quant_config.json"]
+    else:
+        declared = {m: algo for m in quantized}
+        group = qc.get("config_groups", {}).get("group_0", {})
+        if ("input_activations" in group) != (algo in ("NVFP4", "FP8")):
+            return ["config.json input_activations disagree with quant_algo %r" % algo]
+    wrong = sorted(m for m in set(written) | set(declared) if written.get(m) != declared.get(m))
+    return ["%s: declared %r, its tensors are %r" % (m, declared.get(m), written.get(m))
+            for m in wrong[:10]]
+
+
 def check_quant_configs(out_dir, tensors):
     """exclude_modules / ignore / modules_to_not_convert == linear modules without scales."""
     linear, quantized = set(), set()
@@ -226,6 +255,7 @@ def check_quant_configs(out_dir, tensors):
                             "unquantized linears")
         if qc.get("ignore") != excluded or qc.get("quant_algo") != hf.get("quant_algo"):
             problems.append("config.json quantization_config disagrees with hf_quant_config.json")
+        problems += check_declared_algos(hf, qc, tensors, quantized)
     elif qc.get("quant_method") == "fp8":
         if (qc.get("modules_to_not_convert") != excluded
                 or qc.get("weight_block_size") != [128, 128]):

@@ -8,7 +8,7 @@ PACKAGES=(
   clang libclang-rt-14-dev
   libabsl-dev libprotobuf-dev protobuf-compiler libgrpc++-dev protobuf-compiler-grpc
   libspdlog-dev libfmt-dev nlohmann-json3-dev libgtest-dev libgmock-dev libbenchmark-dev
-  libsqlite3-dev libcpp-httplib-dev libcli11-dev zlib1g-dev libssl-dev
+  libsqlite3-dev libcpp-httplib-dev libcli11-dev zlib1g-dev libssl-dev libxxhash-dev xxhash
   python3-torch python3-numpy python3-grpcio python3-grpc-tools
   chromium
 )

@@ -22,10 +22,15 @@ int main(int argc, char** argv) {
   app.add_option("--advertise-host", o.advertise_host, "Address peers dial (default: data host)");
   app.add_option("--data-port", o.data_port, "Data-plane port (0: any)");
   app.add_option("--gpu", o.gpu, "GPU id (-1: CPU)");
+  app.add_option("--scratch-dir", o.scratch_dir,
+                 "Node-local dir for temporary files and the worker's lock (default: $TMPDIR "
+                 "or /tmp)");
   app.add_option("--chunk-bytes", o.chunk_bytes, "Largest message on the data plane");
   app.add_option("--in-flight-bytes", o.in_flight_bytes,
                  "Host memory for data-plane buffers (bounds peak use)");
   app.add_option("--transport", o.transport, "auto (the job's) | tcp | nccl");
+  app.add_option("--quant-device", o.quant_device,
+                 "Where to quantize: auto (the GPU when --gpu is set) | cpu | gpu");
   app.add_flag("--self-transfer", o.self_transfer,
                "Send own pieces through the data plane too (checks NCCL on one GPU)");
   double op_timeout_s = absl::ToDoubleSeconds(o.op_timeout);

@@ -3,17 +3,24 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <iostream>
+#include <memory>
 #include <thread>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/base/status_macros.h"
 #include "common/fs/file_system.h"
+#include "common/quant/backend.h"
 #include "worker/core/worker_agent.h"
 #include "worker/rpc/grpc_coordinator_client.h"
+#include "worker/scratch_dir.h"
 #include "worker/transport/tcp_transport.h"
 #ifdef MXPORT_WITH_NCCL
 #include "worker/transport/nccl_transport.h"
+#endif
+#ifdef MXPORT_WITH_CUDA_QUANT
+#include "worker/cuda/quant_backend.h"
 #endif
 
 namespace mxport::worker {
@@ -60,6 +67,38 @@ absl::StatusOr<std::unique_ptr<transport::Transport>> ConnectNccl(
 #endif
 }
 
+// The backend this worker's writers quantize with (see DaemonOptions::quant_device). A device
+// backend is kept in `owned`.
+absl::StatusOr<quant::Backend*> ChooseQuantBackend(const DaemonOptions& options,
+                                                   std::unique_ptr<quant::Backend>& owned) {
+  const bool want_gpu = options.quant_device == "gpu";
+  if (options.quant_device == "cpu") return &quant::CpuBackend();
+  if (options.gpu < 0) {
+    if (want_gpu) {
+      return absl::InvalidArgumentError("--quant-device gpu needs a GPU (--gpu N)");
+    }
+    return &quant::CpuBackend();
+  }
+#ifdef MXPORT_WITH_CUDA_QUANT
+  absl::StatusOr<std::unique_ptr<cuda::CudaQuantBackend>> gpu =
+      cuda::CudaQuantBackend::Create({.device = static_cast<int>(options.gpu)});
+  if (gpu.ok()) {
+    owned = *std::move(gpu);
+    return owned.get();
+  }
+  if (want_gpu) return gpu.status();
+  std::cerr << "mxport-worker " << options.index << ": GPU " << options.gpu
+            << " cannot quantize (" << gpu.status().message() << "); using the CPU\n";
+  return &quant::CpuBackend();
+#else
+  if (want_gpu) {
+    return absl::FailedPreconditionError(
+        "--quant-device gpu: this worker was built without CUDA");
+  }
+  return &quant::CpuBackend();
+#endif
+}
+
 }  // namespace
 
 absl::Status RunWorkerDaemon(DaemonOptions options, std::atomic<bool>* stop) {
@@ -70,10 +109,25 @@ absl::Status RunWorkerDaemon(DaemonOptions options, std::atomic<bool>* stop) {
           "no worker index: pass --index or set JOB_COMPLETION_INDEX");
     }
   }
+  ASSIGN_OR_RETURN(
+      std::unique_ptr<ScratchDir> scratch,
+      ScratchDir::Open(options.scratch_dir.empty() ? DefaultScratchDir() : options.scratch_dir,
+                       options.job_id, options.index));
+  scratch->ExportEnvironment();
   if (options.transport != "tcp" && options.transport != "nccl" && options.transport != "auto") {
     return absl::InvalidArgumentError(absl::StrCat("--transport must be tcp, nccl or auto; got '",
                                                    options.transport, "'"));
   }
+  if (options.quant_device != "auto" && options.quant_device != "cpu" &&
+      options.quant_device != "gpu") {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--quant-device must be auto, cpu or gpu; got '", options.quant_device, "'"));
+  }
+  std::unique_ptr<quant::Backend> device_backend;
+  ASSIGN_OR_RETURN(quant::Backend* const quant_backend,
+                   ChooseQuantBackend(options, device_backend));
+  std::cerr << "mxport-worker " << options.index << ": quantizing on " << quant_backend->name()
+            << "\n";
   ASSIGN_OR_RETURN(std::unique_ptr<transport::TcpListener> listener,
                    transport::TcpListener::Bind(options.data_host, options.data_port));
   const std::string advertise =
@@ -100,6 +154,7 @@ absl::Status RunWorkerDaemon(DaemonOptions options, std::atomic<bool>* stop) {
   agent_options.in_flight_bytes = options.in_flight_bytes;
   agent_options.self_transfer = options.self_transfer;
   agent_options.max_bytes_per_second = options.max_bytes_per_second;
+  agent_options.quant_backend = quant_backend;
   agent_options.make_transport = [&options, &listener, &client, stop](const exporter::Order& order)
       -> absl::StatusOr<std::unique_ptr<transport::Transport>> {
     if (options.transport != "auto" && options.transport != order.transport) {

@@ -1,5 +1,7 @@
 #include "common/export/local_executor.h"
 
+#include <cstring>
+
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "common/base/status_macros.h"
@@ -18,7 +20,7 @@ absl::StatusOr<const torch::TorchFile*> SourceReader::File(int source) {
   return files_[source].get();
 }
 
-absl::StatusOr<std::string> SourceReader::ReadRows(const Piece& piece) {
+absl::StatusOr<SourceReader::Located> SourceReader::Locate(const Piece& piece) {
   ASSIGN_OR_RETURN(const torch::TorchFile* file, File(piece.source));
   const std::string chunk = megatron::ModelChunkKey(plan_.config.vpp, piece.vp);
   const pickle::Value* dict = file->root().Get(chunk);
@@ -27,19 +29,35 @@ absl::StatusOr<std::string> SourceReader::ReadRows(const Piece& piece) {
     return absl::NotFoundError(
         absl::StrCat(file->name(), ": no tensor '", chunk, "/", piece.key, "'"));
   }
-  const pickle::TensorRef& tensor = *value->tensor;
-  const uint64_t elem = ElementBytes(tensor.dtype);
-  const uint64_t row_bytes = static_cast<uint64_t>(piece.src_cols) * elem;
-  std::string out(piece.rows * row_bytes, '\0');
-  auto range = file->ContiguousRange(tensor);
-  if (range.ok()) {
-    RETURN_IF_ERROR(file->file()->ReadAt(range->offset + piece.src_row * row_bytes, out.size(),
-                                         out.data()));
-    return out;
-  }
-  ASSIGN_OR_RETURN(std::string whole, file->ReadTensor(tensor));
-  out.assign(whole, piece.src_row * row_bytes, out.size());
+  const uint64_t row_bytes =
+      static_cast<uint64_t>(piece.src_cols) * ElementBytes(value->tensor->dtype);
+  return Located{file, value->tensor, row_bytes, chunk};
+}
+
+absl::StatusOr<std::string> SourceReader::ReadRows(const Piece& piece) {
+  ASSIGN_OR_RETURN(const Located at, Locate(piece));
+  std::string out(piece.rows * at.row_bytes, '\0');
+  RETURN_IF_ERROR(Read(piece, at, absl::MakeSpan(out)));
   return out;
+}
+
+absl::Status SourceReader::ReadRowsInto(const Piece& piece, absl::Span<char> out) {
+  ASSIGN_OR_RETURN(const Located at, Locate(piece));
+  if (out.size() != piece.rows * at.row_bytes) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        at.file->name(), ": tensor '", at.chunk, "/", piece.key, "' rows [", piece.src_row,
+        ", +", piece.rows, ") hold ", piece.rows * at.row_bytes, " bytes, not ", out.size()));
+  }
+  return Read(piece, at, out);
+}
+
+absl::Status SourceReader::Read(const Piece& piece, const Located& at, absl::Span<char> out) {
+  const uint64_t begin = piece.src_row * at.row_bytes;
+  auto range = at.file->ContiguousRange(*at.tensor);
+  if (range.ok()) return at.file->file()->ReadAt(range->offset + begin, out.size(), out.data());
+  ASSIGN_OR_RETURN(std::string whole, at.file->ReadTensor(*at.tensor));
+  std::memcpy(out.data(), whole.data() + begin, out.size());
+  return absl::OkStatus();
 }
 
 absl::Status ScatterPiece(const Piece& piece, const HfTensor& tensor, absl::string_view rows,

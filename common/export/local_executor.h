@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/types/span.h"
 #include "common/export/plan.h"
 #include "common/fs/file_system.h"
 #include "common/torch/torch_file.h"
@@ -29,9 +30,20 @@ class SourceReader {
   SourceReader(fs::FileSystem& fs, const ExportPlan& plan) : fs_(fs), plan_(plan) {}
   // Reads rows [piece.src_row, +piece.rows) of the piece's source tensor, full width.
   absl::StatusOr<std::string> ReadRows(const Piece& piece);
+  // The same rows into `out`, which must hold exactly their bytes (InvalidArgument otherwise,
+  // naming the file and key).
+  absl::Status ReadRowsInto(const Piece& piece, absl::Span<char> out);
 
  private:
+  struct Located {
+    const torch::TorchFile* file;
+    const pickle::TensorRef* tensor;
+    uint64_t row_bytes;  // of one full-width row
+    std::string chunk;   // the state-dict key of the piece's virtual stage
+  };
   absl::StatusOr<const torch::TorchFile*> File(int source);
+  absl::StatusOr<Located> Locate(const Piece& piece);
+  absl::Status Read(const Piece& piece, const Located& at, absl::Span<char> out);
   fs::FileSystem& fs_;
   const ExportPlan& plan_;
   std::vector<std::unique_ptr<torch::TorchFile>> files_;

@@ -642,7 +642,7 @@ TEST(BuildPlanTest, ManifestCountMustMatchFiles) {
 // experts_->ToGlobal(...) for any key with an {E} capture, dereferencing an empty
 // std::optional<ExpertMap> (undefined behaviour; this test dies with SIGSEGV when run). A
 // checkpoint whose args lost num_experts, or a manifest with a stray expert key, should be
-// reported like any other unexpected key. Proposed fix in plan.cc AddEntry:
+// reported like any other unexpected key. Proposed fix in plan_pieces.cc (Planner::Targets):
 //   if (m->expert.has_value()) {
 //     if (!experts_.has_value()) {
 //       Problem(absl::StrCat(where, " is an expert weight, but the args describe a dense "

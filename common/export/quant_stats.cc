@@ -97,7 +97,7 @@ void CombineOptional(std::optional<float>& into, const std::optional<float>& fro
   into = into.has_value() ? quant::CombineAbsMax(*into, *from) : *from;
 }
 
-// The plan takes amax from the checkpoint (modes checkpoint, fp8).
+// The plan takes amax from the checkpoint (modes checkpoint, fp8; nvfp4 activation amax).
 bool UsesCheckpointAmax(const ExportPlan& plan) {
   return !plan.amax_sources.empty() && IsQuantized(plan);
 }

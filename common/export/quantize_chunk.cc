@@ -1,4 +1,7 @@
-// QuantizeChunk, ScatterQuantized and ScaleTensorBytes: the write pass of a quantized plan.
+// QuantizeChunk, ScatterQuantized and ScaleTensorBytes: the write pass of a quantized plan. The
+// scales come from the statistics here; the codes of whole NVFP4 blocks and of FP8 elements
+// from a quant::Backend (the CPU unless the caller names another); NVFP4 blocks a chunk cuts
+// are quantized here with their amax from the statistics.
 #include <algorithm>
 #include <cstring>
 
@@ -9,6 +12,7 @@
 #include "common/export/local_executor.h"
 #include "common/export/quantize_internal.h"
 #include "common/export/quantize_plan.h"
+#include "common/quant/backend.h"
 #include "common/quant/quant.h"
 
 namespace mxport::exporter {
@@ -16,7 +20,6 @@ namespace {
 
 using quant_internal::IsNvfp4;
 using quant_internal::kBlock;
-using quant_internal::kTile;
 using quant_internal::RoundDown;
 using quant_internal::RoundUp;
 using quant_internal::ScalesPerRow;
@@ -80,84 +83,82 @@ absl::StatusOr<uint8_t> QuantizeCutBlock(const HfTensor& t, const QuantStats::We
   return code;
 }
 
+// The chunk's columns [begin, end) of every row, as a region of its source rows.
+quant::SourceRows Region(const HfTensor& t, const Piece& chunk, absl::string_view rows,
+                         int64_t begin, int64_t end) {
+  const size_t elem = ElementBytes(t.source_dtype);
+  return {t.source_dtype,
+          rows.substr(std::min(rows.size(),
+                               static_cast<size_t>(chunk.src_col + begin - chunk.dst_col) * elem)),
+          chunk.rows, end - begin, chunk.src_cols};
+}
+
+absl::Span<uint8_t> Tail(std::string& out, size_t offset) {
+  return absl::MakeSpan(reinterpret_cast<uint8_t*>(out.data()) + offset, out.size() - offset);
+}
+
 absl::StatusOr<std::string> QuantizeNvfp4Chunk(const HfTensor& t, const QuantStats::Weight& w,
-                                               const Piece& chunk, absl::string_view rows) {
+                                               const Piece& chunk, absl::string_view rows,
+                                               quant::Backend& backend) {
   ASSIGN_OR_RETURN(const float s2, WeightScale2(t, w));
   const size_t elem = ElementBytes(t.source_dtype);
   const int64_t begin = chunk.dst_col, end = chunk.dst_col + chunk.cols;
   const int64_t packed_row = chunk.cols / 2, scales_row = ScalesPerRow(chunk);
   std::string out(static_cast<size_t>(chunk.rows * (packed_row + scales_row)), '\0');
-  uint8_t* data = reinterpret_cast<uint8_t*>(out.data());
-  // Per row: a cut head block, whole blocks, a cut tail block (it owns its scale).
+  // Per row: a cut head block, whole blocks, a cut tail block (it owns its scale). The whole
+  // blocks of every row go to the backend at once; cut blocks (a few bytes) stay here.
   const int64_t head_end = std::min(end, RoundUp(begin, kBlock));
   const int64_t tail_begin = std::max(head_end, RoundDown(end, kBlock));
+  const size_t scales_at = static_cast<size_t>(chunk.rows * packed_row);
+  if (head_end < tail_begin && chunk.rows > 0) {
+    RETURN_IF_ERROR(Annotate(
+        backend.QuantizeNvfp4(Region(t, chunk, rows, head_end, tail_begin), s2,
+                              {Tail(out, static_cast<size_t>(head_end - begin) / 2), packed_row},
+                              {Tail(out, scales_at), scales_row}),
+        t.name));
+  }
+  if (begin == head_end && tail_begin == end) return out;
+  uint8_t* data = reinterpret_cast<uint8_t*>(out.data());
   for (int64_t r = 0; r < chunk.rows; ++r) {
     uint8_t* packed = data + r * packed_row;
-    uint8_t* scales = data + chunk.rows * packed_row + r * scales_row;
     const int64_t row = chunk.dst_row + r;
     if (begin < head_end) {
       RETURN_IF_ERROR(QuantizeCutBlock(t, w, s2, Segment(chunk, rows, elem, r, begin, head_end),
                                        row, begin, packed)
                           .status());
     }
-    if (head_end < tail_begin) {
-      const int64_t n = tail_begin - head_end;
-      RETURN_IF_ERROR(Annotate(
-          quant::QuantizeNvfp4(t.source_dtype, Segment(chunk, rows, elem, r, head_end, tail_begin),
-                               n, s2, absl::MakeSpan(packed + (head_end - begin) / 2, n / 2),
-                               absl::MakeSpan(scales, n / kBlock)),
-          t.name));
-      scales += n / kBlock;
-    }
     if (tail_begin < end) {
-      ASSIGN_OR_RETURN(*scales, QuantizeCutBlock(t, w, s2,
-                                                 Segment(chunk, rows, elem, r, tail_begin, end),
-                                                 row, tail_begin,
-                                                 packed + (tail_begin - begin) / 2));
+      ASSIGN_OR_RETURN(data[scales_at + r * scales_row + scales_row - 1],
+                       QuantizeCutBlock(t, w, s2, Segment(chunk, rows, elem, r, tail_begin, end),
+                                        row, tail_begin, packed + (tail_begin - begin) / 2));
     }
   }
   return out;
 }
 
 absl::StatusOr<std::string> QuantizeFp8BlockChunk(const HfTensor& t, const QuantStats::Weight& w,
-                                                  const Piece& chunk, absl::string_view rows) {
+                                                  const Piece& chunk, absl::string_view rows,
+                                                  quant::Backend& backend) {
   ASSIGN_OR_RETURN(const std::vector<float> scale_inv, ScaleInvGrid(t, w));
-  const quant::Fp8BlockShape shape{t.rows(), t.source_cols};
-  const size_t elem = ElementBytes(t.source_dtype);
-  const int64_t end = chunk.dst_col + chunk.cols;
   std::string out(static_cast<size_t>(chunk.rows * chunk.cols), '\0');
-  uint8_t* data = reinterpret_cast<uint8_t*>(out.data());
-  for (int64_t r = 0; r < chunk.rows; ++r) {
-    const float* scales = scale_inv.data() + ((chunk.dst_row + r) / kTile) * shape.TileCols();
-    for (int64_t c = chunk.dst_col; c < end;) {
-      const int64_t next = std::min(end, RoundDown(c, kTile) + kTile);
-      RETURN_IF_ERROR(Annotate(
-          quant::QuantizeFp8(t.source_dtype, Segment(chunk, rows, elem, r, c, next),
-                             scales[c / kTile],
-                             absl::MakeSpan(data + r * chunk.cols + (c - chunk.dst_col),
-                                            static_cast<size_t>(next - c))),
-          t.name));
-      c = next;
-    }
-  }
+  RETURN_IF_ERROR(Annotate(
+      backend.QuantizeFp8Block(Region(t, chunk, rows, chunk.dst_col, chunk.dst_col + chunk.cols),
+                               quant::Fp8BlockShape{t.rows(), t.source_cols}, chunk.dst_row,
+                               chunk.dst_col, scale_inv, {Tail(out, 0), chunk.cols}),
+      t.name));
   return out;
 }
 
 absl::StatusOr<std::string> QuantizeFp8Chunk(const HfTensor& t, const QuantStats::Weight& w,
-                                             const Piece& chunk, absl::string_view rows) {
+                                             const Piece& chunk, absl::string_view rows,
+                                             quant::Backend& backend) {
   auto scale = quant::Fp8WeightScale(w.amax);
   if (!scale.ok()) return Annotate(scale.status(), t.name);
-  const size_t elem = ElementBytes(t.source_dtype);
-  const int64_t end = chunk.dst_col + chunk.cols;
   std::string out(static_cast<size_t>(chunk.rows * chunk.cols), '\0');
-  uint8_t* data = reinterpret_cast<uint8_t*>(out.data());
-  for (int64_t r = 0; r < chunk.rows; ++r) {
-    RETURN_IF_ERROR(Annotate(
-        quant::QuantizeFp8(t.source_dtype, Segment(chunk, rows, elem, r, chunk.dst_col, end),
-                           *scale,
-                           absl::MakeSpan(data + r * chunk.cols, static_cast<size_t>(chunk.cols))),
-        t.name));
-  }
+  RETURN_IF_ERROR(Annotate(
+      backend.QuantizeFp8(Region(t, chunk, rows, chunk.dst_col, chunk.dst_col + chunk.cols),
+                          *scale, {Tail(out, 0), chunk.cols}),
+      t.name));
   return out;
 }
 
@@ -202,7 +203,8 @@ absl::Status WriteRuns(const TensorWriteFn& write, int tensor, absl::string_view
 }  // namespace
 
 absl::StatusOr<std::string> QuantizeChunk(const ExportPlan& plan, const QuantStats& stats,
-                                          const Piece& chunk, absl::string_view rows) {
+                                          const Piece& chunk, absl::string_view rows,
+                                          quant::Backend* backend) {
   RETURN_IF_ERROR(quant_internal::CheckChunk(plan, chunk, rows));
   const HfTensor& t = plan.tensors[chunk.tensor];
   if (t.quant_part == QuantPart::kNone) return std::string(rows);
@@ -211,9 +213,10 @@ absl::StatusOr<std::string> QuantizeChunk(const ExportPlan& plan, const QuantSta
         absl::StrCat(t.name, " has no pieces: it is computed from the statistics"));
   }
   ASSIGN_OR_RETURN(const QuantStats::Weight* w, WeightStats(plan, stats, t));
-  if (IsNvfp4(t.quant)) return QuantizeNvfp4Chunk(t, *w, chunk, rows);
-  if (t.quant == QuantAlgo::kFp8Block) return QuantizeFp8BlockChunk(t, *w, chunk, rows);
-  if (t.quant == QuantAlgo::kFp8) return QuantizeFp8Chunk(t, *w, chunk, rows);
+  quant::Backend& b = backend != nullptr ? *backend : quant::CpuBackend();
+  if (IsNvfp4(t.quant)) return QuantizeNvfp4Chunk(t, *w, chunk, rows, b);
+  if (t.quant == QuantAlgo::kFp8Block) return QuantizeFp8BlockChunk(t, *w, chunk, rows, b);
+  if (t.quant == QuantAlgo::kFp8) return QuantizeFp8Chunk(t, *w, chunk, rows, b);
   return absl::UnimplementedError(
       absl::StrCat(t.name, ": ", GetQuantAlgoInfo(t.quant).name, " weights are not computed"));
 }

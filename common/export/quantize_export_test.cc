@@ -35,6 +35,7 @@ using ::testing::HasSubstr;
 const std::string kFixtures = std::string(MXPORT_BINARY_DIR) + "/fixtures/megatron";
 
 using testutil::Floats;
+using testutil::FusedAmax;
 using testutil::Scalar;
 using testutil::Tensor;
 using testutil::Tensors;
@@ -49,27 +50,6 @@ Json Catalog() {
 
 Tensors Original(const std::string& model_dir) {
   return testutil::ReadTorchTensors(model_dir + "/model.pt");
-}
-
-// max |x| of the original tensors fused with `name` (q/k/v, gate/up, w1/w3), computed here.
-float FusedAmax(const Tensors& original, const std::string& name) {
-  std::vector<std::string> siblings = {name};
-  const std::vector<std::vector<std::string>> families = {
-      {".q_proj.", ".k_proj.", ".v_proj."}, {".gate_proj.", ".up_proj."}, {".w1.", ".w3."}};
-  for (const auto& family : families) {
-    for (const std::string& member : family) {
-      if (!absl::StrContains(name, member)) continue;
-      siblings.clear();
-      for (const std::string& other : family) {
-        siblings.push_back(absl::StrReplaceAll(name, {{member, other}}));
-      }
-    }
-  }
-  float amax = 0.0f;
-  for (const std::string& s : siblings) {
-    for (float x : Floats(original.at(s))) amax = std::max(amax, std::fabs(x));
-  }
-  return amax;
 }
 
 struct Figures {
@@ -235,7 +215,9 @@ class QuantizeExportTest : public ::testing::Test {
     return files;
   }
 
-  // Exports every layout with `mode`; deep checks on each model's first layout.
+  // Exports every layout with `mode`; deep checks on each model's first layout. nvfp4 skips the
+  // layouts with ModelOpt quantizer state, whose activation amax add input scales
+  // (quantize_activation_test.cc).
   void CheckEveryLayout(const std::string& mode) {
     const Json catalog = Catalog();
     ASSERT_GE(catalog.size(), 30u);
@@ -245,6 +227,7 @@ class QuantizeExportTest : public ::testing::Test {
     for (const Json& layout : catalog) {
       const std::string model = layout["model"].get<std::string>();
       SCOPED_TRACE(layout["name"].get<std::string>());
+      if (mode == "nvfp4" && layout.contains("modelopt")) continue;
       Tensors got;
       std::map<std::string, std::string> files = Export(layout, {mode, {}}, got);
       ASSERT_FALSE(files.empty());

@@ -1,50 +1,50 @@
-// ApplyQuantization (the plan transform) and the quantization sidecars. The statistics are in
-// quant_stats.cc, the per-chunk quantization and scatter in quantize_chunk.cc.
+// ApplyQuantization (the plan transform): the modes, which modules each quantizes with which
+// algorithm, and the tensors a quantized module gains. The module structure and the relayout are
+// in quantize_modules.cc, the sidecars in quant_sidecars.cc, the statistics in quant_stats.cc,
+// the per-chunk quantization and scatter in quantize_chunk.cc.
 #include "common/export/quantize_plan.h"
 
 #include <algorithm>
 #include <map>
 #include <set>
-#include <tuple>
+#include <string>
+#include <vector>
 
 #include "absl/status/status.h"
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/base/status_macros.h"
-#include "common/export/hf_config.h"
 #include "common/export/quantize_internal.h"
+#include "common/export/quantize_modules.h"
 #include "common/quant/quant.h"
 
 namespace mxport::exporter {
 namespace {
 
 using A = QuantAlgo;
+using quant_internal::AssignStatGroups;
+using quant_internal::FindLinearRole;
+using quant_internal::FusionKey;
+using quant_internal::ModuleOf;
+using quant_internal::Relayout;
+
+// What a mode takes from the checkpoint's ModelOpt quantizer state (ExportPlan::amax_sources).
+enum class AmaxUse {
+  kNone,   // nothing: amax_sources are cleared
+  kInput,  // activation amax only: modules with one get input_scale, the others are weight-only
+  kAll,    // weight and activation amax: only the calibrated modules are quantized
+};
 
 struct ModeInfo {
   absl::string_view mode;
-  QuantAlgo algo;
-  bool from_checkpoint;  // quantizes the calibrated modules with the checkpoint's amax
+  QuantAlgo algo;  // with activation amax where the mode reads it
+  AmaxUse amax;
 };
 
 const ModeInfo kModes[] = {
-    {"none", A::kNone, false},        {"nvfp4", A::kW4A16Nvfp4, false},
-    {"fp8_block", A::kFp8Block, false}, {"fp8", A::kFp8, true},
-    {"checkpoint", A::kNvfp4, true},
-};
-
-// Roles whose `.weight` is a linear-like module in the quantization config; only some may be
-// quantized (the others are listed in exclude_modules).
-struct LinearRole {
-  Role role;
-  bool quantizable;
-};
-
-const LinearRole kLinearRoles[] = {
-    {Role::kQkvWeight, true},  {Role::kAttnOut, true},    {Role::kDenseFc1, true},
-    {Role::kDenseFc2, true},   {Role::kExpertFc1, true},  {Role::kExpertFc2, true},
-    {Role::kSharedFc1, true},  {Role::kSharedFc2, true},  {Role::kEmbedding, false},
-    {Role::kOutput, false},    {Role::kRouter, false},    {Role::kSharedGate, false},
+    {"none", A::kNone, AmaxUse::kNone},           {"nvfp4", A::kNvfp4, AmaxUse::kInput},
+    {"fp8_block", A::kFp8Block, AmaxUse::kNone},  {"fp8", A::kFp8, AmaxUse::kAll},
+    {"checkpoint", A::kNvfp4, AmaxUse::kAll},
 };
 
 // The QuantPart of each tensor QuantizedTensorsFor lists.
@@ -69,48 +69,6 @@ const PartRule kPartRules[] = {
     {A::kFp8, "weight_scale", QuantPart::kWeightScale2, ScalarScale::kWeightScale},
     {A::kFp8, "input_scale", QuantPart::kWeightScale2, ScalarScale::kInputScale},
 };
-
-// Fused siblings: HF weights that a loader fuses into one module (QKVParallelLinear,
-// MergedColumnParallelLinear) share one global scale. Same key = same group.
-struct FusedSuffix {
-  absl::string_view suffix;
-  absl::string_view key;
-};
-
-const FusedSuffix kFusedSuffixes[] = {
-    {".self_attn.q_proj.weight", ".self_attn.qkv"},
-    {".self_attn.k_proj.weight", ".self_attn.qkv"},
-    {".self_attn.v_proj.weight", ".self_attn.qkv"},
-    {".gate_proj.weight", ".gate_up_proj"},
-    {".up_proj.weight", ".gate_up_proj"},
-    {".w1.weight", ".w13"},
-    {".w3.weight", ".w13"},
-};
-
-constexpr absl::string_view kWeightSuffix = ".weight";
-
-const LinearRole* FindLinearRole(Role role) {
-  for (const LinearRole& r : kLinearRoles) {
-    if (r.role == role) return &r;
-  }
-  return nullptr;
-}
-
-std::string FusionKey(absl::string_view name) {
-  for (const FusedSuffix& f : kFusedSuffixes) {
-    if (absl::EndsWith(name, f.suffix)) {
-      return absl::StrCat(name.substr(0, name.size() - f.suffix.size()), f.key);
-    }
-  }
-  return std::string(name);
-}
-
-// The module name of a linear-like tensor, or "" when it is none.
-std::string ModuleOf(const HfTensor& t) {
-  if (FindLinearRole(t.role) == nullptr || !absl::EndsWith(t.name, kWeightSuffix)) return "";
-  if (t.quant_part != QuantPart::kNone && t.quant_part != QuantPart::kWeight) return "";
-  return t.name.substr(0, t.name.size() - kWeightSuffix.size());
-}
 
 absl::StatusOr<const ModeInfo*> FindMode(absl::string_view mode) {
   for (const ModeInfo& m : kModes) {
@@ -163,73 +121,81 @@ absl::Status CheckPieceColumns(const ExportPlan& plan, const std::vector<QuantAl
   return absl::OkStatus();
 }
 
-// Orders tensors as BuildPlan does, a module's tensors together, and packs them into files of
-// at most `max_shard_size` bytes without splitting a module.
-void Relayout(ExportPlan& plan, uint64_t max_shard_size) {
-  const size_t n = plan.tensors.size();
-  std::vector<std::string> unit(n);
-  for (size_t i = 0; i < n; ++i) {
-    const HfTensor& t = plan.tensors[i];
-    unit[i] = t.quant_part == QuantPart::kNone ? t.name : plan.tensors[t.quant_weight].name;
-  }
-  auto key = [&](size_t i) {
-    const HfTensor& t = plan.tensors[i];
-    const int group = t.role == Role::kEmbedding ? 0 : t.layer >= 0 ? 1 : 2;
-    return std::make_tuple(group, t.layer >= 0 ? t.layer : 0, std::cref(unit[i]),
-                           std::cref(t.name));
-  };
-  std::vector<int> order(n);
-  for (size_t i = 0; i < n; ++i) order[i] = static_cast<int>(i);
-  std::sort(order.begin(), order.end(), [&](int a, int b) { return key(a) < key(b); });
-  std::vector<int> position(n);
-  for (size_t i = 0; i < n; ++i) position[order[i]] = static_cast<int>(i);
+// The HF weights the checkpoint holds a weight / an activation amax for (amax_sources), by
+// name and by expert pattern: an expert lacking its own amax is covered by its layer
+// projection's (quant_stats.cc fills it with their max).
+struct Calibration {
+  std::set<std::string> weight, input;
+};
 
-  std::vector<HfTensor> tensors;
-  tensors.reserve(n);
-  for (int old : order) tensors.push_back(std::move(plan.tensors[old]));
-  for (HfTensor& t : tensors) {
-    if (t.quant_weight >= 0) t.quant_weight = position[t.quant_weight];
-  }
-  std::vector<OutputFile> files;
-  plan.total_bytes = 0;
-  for (size_t i = 0; i < n;) {
-    size_t end = i + 1;
-    uint64_t unit_bytes = tensors[i].bytes;
-    while (end < n && unit[order[end]] == unit[order[i]]) unit_bytes += tensors[end++].bytes;
-    if (files.empty() ||
-        (files.back().data_bytes > 0 && files.back().data_bytes + unit_bytes > max_shard_size)) {
-      files.emplace_back();
-    }
-    for (; i < end; ++i) {
-      HfTensor& t = tensors[i];
-      t.file = static_cast<int>(files.size() - 1);
-      t.offset = files.back().data_bytes;
-      files.back().tensors.push_back(static_cast<int>(i));
-      files.back().data_bytes += t.bytes;
-      plan.total_bytes += t.bytes;
+Calibration CalibrationOf(const ExportPlan& plan) {
+  Calibration c;
+  for (const AmaxSource& a : plan.amax_sources) {
+    std::set<std::string>& names = a.input ? c.input : c.weight;
+    for (const std::string& w : a.weights) {
+      names.insert(w);
+      names.insert(quant_internal::ExpertPattern(w));
     }
   }
-  for (size_t f = 0; f < files.size(); ++f) {
-    files[f].name = ShardFileName(static_cast<int>(f), static_cast<int>(files.size()));
-  }
-  plan.tensors = std::move(tensors);
-  plan.files = std::move(files);
-  for (Piece& p : plan.pieces) p.tensor = position[p.tensor];
-  std::sort(plan.pieces.begin(), plan.pieces.end(), [](const Piece& a, const Piece& b) {
-    return std::tie(a.tensor, a.dst_row, a.dst_col) < std::tie(b.tensor, b.dst_row, b.dst_col);
-  });
+  return c;
 }
 
-// stat_group: the first quantized weight (in plan order) with the same fusion key and algo.
-void AssignStatGroups(ExportPlan& plan) {
-  std::map<std::pair<std::string, int>, int> first;
-  for (size_t i = 0; i < plan.tensors.size(); ++i) {
-    HfTensor& t = plan.tensors[i];
-    if (t.quant_part != QuantPart::kWeight) continue;
-    auto [it, inserted] = first.try_emplace({FusionKey(t.name), static_cast<int>(t.quant)},
-                                            static_cast<int>(i));
-    t.stat_group = it->second;
+bool Covers(const std::set<std::string>& names, const std::string& weight) {
+  return names.count(weight) > 0 || names.count(quant_internal::ExpertPattern(weight)) > 0;
+}
+
+// The algorithm `mode` gives each module (module_tensor: its weight's index) before
+// exclusions; kNone for a module the mode leaves unquantized (quantize_plan.h).
+absl::StatusOr<std::vector<QuantAlgo>> ModeAlgorithms(const ExportPlan& plan,
+                                                      const ModeInfo& mode,
+                                                      const std::vector<int>& module_tensor) {
+  std::vector<QuantAlgo> out(module_tensor.size(), mode.algo);
+  if (mode.amax == AmaxUse::kNone) return out;
+  const Calibration cal = CalibrationOf(plan);
+  if (mode.amax == AmaxUse::kInput) {
+    for (size_t m = 0; m < module_tensor.size(); ++m) {
+      if (!Covers(cal.input, plan.tensors[module_tensor[m]].name)) out[m] = A::kW4A16Nvfp4;
+    }
+    return out;
   }
+  if (cal.weight.empty()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "quantization '", mode.mode, "' re-exports a ModelOpt calibration, but the checkpoint "
+        "has no quantizer amax (<module>.weight_quantizer._amax)"));
+  }
+  if (cal.input.empty() && mode.algo == A::kFp8) {
+    return absl::FailedPreconditionError(
+        "quantization 'fp8' needs activation amax (<module>.input_quantizer._amax) for its "
+        "static input_scale, and the checkpoint has none; use 'checkpoint' or 'fp8_block'");
+  }
+  const QuantAlgo algo = cal.input.empty() ? A::kW4A16Nvfp4 : mode.algo;
+  for (size_t m = 0; m < module_tensor.size(); ++m) {
+    const std::string& name = plan.tensors[module_tensor[m]].name;
+    out[m] = Covers(cal.weight, name) ? algo : A::kNone;
+    if (out[m] != A::kNone && !cal.input.empty() && !Covers(cal.input, name)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          name, " is calibrated but the checkpoint has no input amax for it "
+          "(input_quantizer._amax)"));
+    }
+  }
+  return out;
+}
+
+// Keeps the amax_sources the quantized plan reads: none (AmaxUse::kNone), the activation amax
+// of weights that have an input_scale (kInput), or all of them (kAll).
+void PruneAmaxSources(ExportPlan& plan, AmaxUse use) {
+  if (use == AmaxUse::kAll) return;
+  std::set<std::string> with_input;
+  for (const HfTensor& t : plan.tensors) {
+    if (t.quant_part == QuantPart::kWeight && GetQuantAlgoInfo(t.quant).has_input_scale) {
+      with_input.insert(t.name);
+    }
+  }
+  std::erase_if(plan.amax_sources, [&](const AmaxSource& a) {
+    return use == AmaxUse::kNone || !a.input ||
+           std::none_of(a.weights.begin(), a.weights.end(),
+                        [&](const std::string& w) { return with_input.count(w) > 0; });
+  });
 }
 
 }  // namespace
@@ -255,56 +221,15 @@ Piece RowChunk(const Piece& piece, int64_t first, int64_t n) {
   return c;
 }
 
-// Modes checkpoint and fp8: the algorithm, and which modules (by index) the checkpoint
-// calibrates (plus the routed experts of a calibrated layer projection; quantize_plan.h).
-absl::StatusOr<QuantAlgo> CheckpointSelection(const ExportPlan& plan, const ModeInfo& mode,
-                                              const std::vector<int>& module_tensor,
-                                              std::vector<bool>& selected) {
-  std::set<std::string> weight_amax, input_amax;
-  for (const AmaxSource& a : plan.amax_sources) {
-    for (const std::string& w : a.weights) {
-      (a.input ? input_amax : weight_amax).insert(w);
-      if (!a.input) weight_amax.insert(quant_internal::ExpertPattern(w));
-      if (a.input) input_amax.insert(quant_internal::ExpertPattern(w));
-    }
-  }
-  if (weight_amax.empty()) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "quantization '", mode.mode, "' re-exports a ModelOpt calibration, but the checkpoint "
-        "has no quantizer amax (<module>.weight_quantizer._amax)"));
-  }
-  if (input_amax.empty() && mode.algo == A::kFp8) {
-    return absl::FailedPreconditionError(
-        "quantization 'fp8' needs activation amax (<module>.input_quantizer._amax) for its "
-        "static input_scale, and the checkpoint has none; use 'checkpoint' or 'fp8_block'");
-  }
-  const QuantAlgo algo = input_amax.empty() ? A::kW4A16Nvfp4 : mode.algo;
-  selected.assign(module_tensor.size(), false);
-  for (size_t m = 0; m < module_tensor.size(); ++m) {
-    const std::string& name = plan.tensors[module_tensor[m]].name;
-    const std::string pattern = quant_internal::ExpertPattern(name);
-    selected[m] = weight_amax.count(name) > 0 || (pattern != name && weight_amax.count(pattern));
-    if (selected[m] && !input_amax.empty() && input_amax.count(name) == 0 &&
-        input_amax.count(pattern) == 0) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          name, " is calibrated but the checkpoint has no input amax for it "
-          "(input_quantizer._amax)"));
-    }
-  }
-  return algo;
-}
-
 absl::StatusOr<ExportPlan> ApplyQuantization(ExportPlan plan, const QuantRequest& request) {
   ASSIGN_OR_RETURN(const ModeInfo* mode, FindMode(request.mode));
-  QuantAlgo algo = mode->algo;
-  if (algo == A::kNone) {
+  if (mode->algo == A::kNone) {
     if (!request.exclude.empty()) {
       return absl::InvalidArgumentError("quantization exclusions need a quantization mode");
     }
     return plan;
   }
   if (IsQuantized(plan)) return absl::FailedPreconditionError("the plan is already quantized");
-  if (!mode->from_checkpoint) plan.amax_sources.clear();
   std::vector<std::string> modules;
   std::vector<int> module_tensor;
   for (size_t i = 0; i < plan.tensors.size(); ++i) {
@@ -313,12 +238,10 @@ absl::StatusOr<ExportPlan> ApplyQuantization(ExportPlan plan, const QuantRequest
     modules.push_back(std::move(module));
     module_tensor.push_back(static_cast<int>(i));
   }
-  std::vector<bool> selected(modules.size(), true);
-  if (mode->from_checkpoint) {
-    ASSIGN_OR_RETURN(algo, CheckpointSelection(plan, *mode, module_tensor, selected));
-  }
+  ASSIGN_OR_RETURN(const std::vector<QuantAlgo> mode_algo,
+                   ModeAlgorithms(plan, *mode, module_tensor));
   QuantPolicy policy;
-  policy.algo = algo;
+  policy.algo = mode->algo;  // any algorithm: a module kept becomes its mode_algo below
   policy.exclude = request.exclude;
   ASSIGN_OR_RETURN(std::vector<ModuleQuant> assigned, AssignQuantization(modules, policy));
 
@@ -326,7 +249,8 @@ absl::StatusOr<ExportPlan> ApplyQuantization(ExportPlan plan, const QuantRequest
   std::map<std::string, std::vector<size_t>> fused;
   for (size_t m = 0; m < assigned.size(); ++m) {
     const HfTensor& t = plan.tensors[module_tensor[m]];
-    if (!FindLinearRole(t.role)->quantizable || !selected[m]) assigned[m].algo = A::kNone;
+    const bool kept = assigned[m].algo != A::kNone && FindLinearRole(t.role)->quantizable;
+    assigned[m].algo = kept ? mode_algo[m] : A::kNone;
     fused[FusionKey(t.name)].push_back(m);
   }
   for (const auto& [key, members] : fused) {
@@ -342,12 +266,13 @@ absl::StatusOr<ExportPlan> ApplyQuantization(ExportPlan plan, const QuantRequest
   std::vector<QuantAlgo> tensor_algo(plan.tensors.size(), A::kNone);
   for (size_t m = 0; m < assigned.size(); ++m) {
     if (assigned[m].algo == A::kNone) continue;
-    RETURN_IF_ERROR(CheckQuantizable(plan, module_tensor[m], algo));
-    tensor_algo[module_tensor[m]] = algo;
+    RETURN_IF_ERROR(CheckQuantizable(plan, module_tensor[m], assigned[m].algo));
+    tensor_algo[module_tensor[m]] = assigned[m].algo;
   }
   RETURN_IF_ERROR(CheckPieceColumns(plan, tensor_algo));
   for (size_t m = 0; m < assigned.size(); ++m) {
-    if (assigned[m].algo == A::kNone) continue;
+    const QuantAlgo algo = assigned[m].algo;
+    if (algo == A::kNone) continue;
     const int w = module_tensor[m];
     const HfTensor& t = plan.tensors[w];
     ASSIGN_OR_RETURN(std::vector<QuantizedTensorSpec> specs,
@@ -389,68 +314,8 @@ absl::StatusOr<ExportPlan> ApplyQuantization(ExportPlan plan, const QuantRequest
   }
   Relayout(plan, request.max_shard_size);
   AssignStatGroups(plan);
+  PruneAmaxSources(plan, mode->amax);
   return plan;
-}
-
-absl::StatusOr<QuantSidecarFiles> QuantSidecars(const ExportPlan& plan,
-                                                absl::string_view config_json,
-                                                const Producer& producer) {
-  QuantConfigInput input;
-  input.producer = producer;
-  for (const HfTensor& t : plan.tensors) {
-    std::string module = ModuleOf(t);
-    if (!module.empty()) input.modules.push_back({std::move(module), t.quant});
-  }
-  ASSIGN_OR_RETURN(QuantConfigs configs, BuildQuantConfigs(input));
-  QuantSidecarFiles out;
-  ASSIGN_OR_RETURN(OrderedJson config, ParseOrderedJson(config_json, "config.json"));
-  if (!config.is_object()) return absl::InvalidArgumentError("config.json is not an object");
-  if (configs.quantization_config.has_value()) {
-    config["quantization_config"] = *configs.quantization_config;
-  } else if (config.contains("quantization_config")) {
-    config.erase("quantization_config");  // stale: the export is not quantized
-  } else {
-    out.config_json = std::string(config_json);
-    return out;
-  }
-  out.config_json = config.dump(2) + "\n";
-  if (configs.hf_quant_config.has_value()) {
-    out.hf_quant_config_json = configs.hf_quant_config->dump(2) + "\n";
-  }
-  return out;
-}
-
-absl::StatusOr<std::vector<Sidecar>> CollectSidecars(fs::FileSystem& fs, const ExportPlan& plan,
-                                                     const std::string& hf_config_dir,
-                                                     const Producer& producer) {
-  std::vector<Sidecar> sidecars;
-  bool have_config = false;
-  if (!hf_config_dir.empty()) {
-    ASSIGN_OR_RETURN(std::vector<std::string> names, SidecarFiles(fs, hf_config_dir));
-    for (const std::string& name : names) {
-      ASSIGN_OR_RETURN(std::string bytes,
-                       fs::ReadFileToString(fs, fs::JoinPath(hf_config_dir, name)));
-      have_config |= name == "config.json";
-      sidecars.push_back({name, std::move(bytes)});
-    }
-  }
-  if (!have_config) {
-    const int64_t vocab = plan.tensors.front().shape[0];  // the embedding comes first
-    sidecars.push_back(
-        {"config.json", GenerateHfConfig(plan.config, *plan.arch, vocab).dump(2) + "\n"});
-  }
-  std::stable_partition(sidecars.begin(), sidecars.end(),
-                        [](const Sidecar& s) { return s.name == "config.json"; });
-  // config.json's quantization_config and hf_quant_config.json describe the plan's tensors.
-  Producer named = producer;
-  if (named.version.empty()) named.version = MXPORT_PROJECT_VERSION;
-  ASSIGN_OR_RETURN(QuantSidecarFiles quant, QuantSidecars(plan, sidecars.front().bytes, named));
-  sidecars.front().bytes = std::move(quant.config_json);
-  if (quant.hf_quant_config_json.has_value()) {
-    sidecars.insert(sidecars.begin() + 1,
-                    {"hf_quant_config.json", std::move(*quant.hf_quant_config_json)});
-  }
-  return sidecars;
 }
 
 }  // namespace mxport::exporter

@@ -10,22 +10,29 @@
 // space. Files are laid out again with BuildPlan's order rule (embedding, layers by index then
 // name, the rest by name) and max_shard_size, a module's weight and scales always in one file
 // (weight first, scales right after it); pieces end up sorted by (tensor, dst_row, dst_col).
-// Modes: "none" (the plan unchanged), "nvfp4" (W4A16_NVFP4: weight amax from the weights, no
-// activation scale), "fp8_block" (128x128 tiles, weight_scale_inv, dynamic activations), and two
-// modes that re-export a ModelOpt calibration, reading the plan's amax_sources (plan.h):
+// Modes: "none" (the plan unchanged); "fp8_block" (128x128 tiles, weight_scale_inv, dynamic
+// activations); "nvfp4": NVFP4 for every module the policy quantizes, weight amax from the
+// weights (a checkpoint's weight amax is never read). A module whose activation amax the
+// checkpoint holds (amax_sources with `input`: a ModelOpt calibration) is NVFP4 with
+// input_scale = input amax/(6*448), F32 [], exactly as "checkpoint" computes it (an expert
+// without its own input amax takes the max over its layer projection's experts); every other
+// module is W4A16_NVFP4 (no input_scale). Without activation amax in the checkpoint that is every
+// module; with some, the configs are MIXED_PRECISION, each layer declared as it is written.
+// Two modes re-export a ModelOpt calibration, reading the plan's amax_sources (plan.h):
 //   "checkpoint": NVFP4 for exactly the modules calibrated in the checkpoint (those with a
 //     weight_quantizer amax) and every routed expert of a layer projection (gate/up, down) with
 //     at least one calibrated expert (rule 9). weight_scale_2 = amax/(6*448) with amax the
 //     checkpoint's weight amax, maxed over fused siblings; an expert without its own weight
-//     amax uses the amax computed from its weight. input_scale = input amax/(6*448), F32 [];
-//     an expert without its own input amax takes the max over its layer projection's experts.
+//     amax uses the amax computed from its weight. input_scale as for "nvfp4".
 //     A checkpoint with no input amax at all gives W4A16_NVFP4 (no input_scale) instead.
 //   "fp8": FP8 per tensor for the same modules: weight_scale = amax/448 (F32 []), weight
 //     e4m3(clamp(w/weight_scale)), input_scale = input amax/448 (F32 [1]). FailedPrecondition
 //     when the checkpoint has no input amax.
 // Both fail with FailedPrecondition when the checkpoint has no weight amax, and with
-// InvalidArgument naming a selected module that has no input amax while others do. nvfp4 and
-// fp8_block clear amax_sources. Unknown modes are InvalidArgument listing the modes.
+// InvalidArgument naming a selected module that has no input amax while others do. The
+// quantized plan keeps only the amax_sources it reads: all of them (checkpoint, fp8), the
+// activation amax of modules with input_scale (nvfp4), none (fp8_block). Unknown modes are
+// InvalidArgument listing the modes.
 //
 // Execution of a quantized plan (ExecutePlanLocally does exactly this; a distributed executor
 // splits the loops over workers):
@@ -34,9 +41,10 @@
 //      sets Merge in any order to the same bytes (Serialize/Parse carry them between
 //      processes). Finish once everything is merged: it checks that every quantized weight was
 //      covered exactly once and maxes the amax over fused siblings (stat_group). A plan with
-//      amax_sources (modes checkpoint, fp8) also needs the checkpoint's amax: Finish reads them
-//      with the SourceReader it is given (a few scalars, read by whoever finishes), or a
-//      ReadCheckpointAmax call before Finish; without either Finish is FailedPrecondition.
+//      amax_sources (modes checkpoint, fp8; nvfp4 with activation amax) also needs the
+//      checkpoint's amax: Finish reads them with the SourceReader it is given (a few scalars,
+//      read by whoever finishes), or a ReadCheckpointAmax call before Finish; without either
+//      Finish is FailedPrecondition.
 //      Read checkpoint amax travels with the rest (Merge, Serialize).
 //   2. Writing. For every chunk of every tensor, QuantizeChunk then ScatterQuantized (plain
 //      copies for unquantized tensors, exactly ScatterPiece); for every kWeightScale2 and
@@ -68,6 +76,7 @@
 #include "common/export/plan.h"
 #include "common/export/quant_config.h"
 #include "common/fs/file_system.h"
+#include "common/quant/backend.h"
 
 namespace mxport::exporter {
 
@@ -134,8 +143,10 @@ class QuantStats {
 // The bytes ScatterQuantized needs for `chunk`, from its source rows: for an NVFP4 weight the
 // packed E2M1 rows (rows x cols/2) then the block-scale rows (rows x the blocks whose first
 // column lies in the chunk); for block FP8 the E4M3 rows (rows x cols); otherwise `rows`.
+// The codes come from `backend` (nullptr: quant::CpuBackend()); every backend gives these bytes.
 absl::StatusOr<std::string> QuantizeChunk(const ExportPlan& plan, const QuantStats& stats,
-                                          const Piece& chunk, absl::string_view rows);
+                                          const Piece& chunk, absl::string_view rows,
+                                          quant::Backend* backend = nullptr);
 
 // write(tensor index, offset within that tensor's data, bytes).
 using TensorWriteFn = std::function<absl::Status(int, uint64_t, absl::string_view)>;

@@ -410,8 +410,27 @@ TEST(QuantizePlanTest, CheckpointModesSelectTheCalibratedModules) {
                                                 : std::vector<int64_t>{});
     EXPECT_EQ(plan.amax_sources.size(), 2u);
   }
-  // nvfp4 ignores the calibration.
+  // nvfp4 quantizes every module from its weights and reads only the activation amax: input
+  // scales where there is one, weight-only NVFP4 elsewhere, declared per layer.
   ASSERT_OK_AND_ASSIGN(ExportPlan nvfp4, ApplyQuantization(s.plan, {"nvfp4", {}}));
+  algo.clear();
+  for (const HfTensor& t : nvfp4.tensors) algo[t.name] = t.quant;
+  EXPECT_EQ(algo["model.layers.0.mlp.down_proj.input_scale"], QuantAlgo::kNvfp4);
+  EXPECT_EQ(algo["model.layers.0.mlp.up_proj.weight"], QuantAlgo::kW4A16Nvfp4);
+  EXPECT_FALSE(algo.contains("model.layers.0.mlp.up_proj.input_scale"));
+  ASSERT_EQ(nvfp4.amax_sources.size(), 1u);
+  EXPECT_TRUE(nvfp4.amax_sources[0].input);
+  ASSERT_OK_AND_ASSIGN(QuantSidecarFiles side, QuantSidecars(nvfp4, "{}", {"mxport", "t"}));
+  EXPECT_THAT(*side.hf_quant_config_json,
+              HasSubstr("\"quant_algo\": \"MIXED_PRECISION\",\n    \"kv_cache_quant_algo\": "
+                        "null,\n    \"quantized_layers\": {\n      \"model.layers.0.mlp."
+                        "down_proj\": {\n        \"quant_algo\": \"NVFP4\",\n        "
+                        "\"group_size\": 16\n      },\n      \"model.layers.0.mlp.up_proj\": {"
+                        "\n        \"quant_algo\": \"W4A16_NVFP4\","));
+  // Weight amax alone: every module weight-only, nothing read from the checkpoint.
+  s.plan.amax_sources.pop_back();
+  ASSERT_OK_AND_ASSIGN(nvfp4, ApplyQuantization(s.plan, {"nvfp4", {}}));
+  for (const HfTensor& t : nvfp4.tensors) EXPECT_EQ(t.quant, QuantAlgo::kW4A16Nvfp4) << t.name;
   EXPECT_TRUE(nvfp4.amax_sources.empty());
 }
 

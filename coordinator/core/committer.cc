@@ -5,7 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "common/base/status_macros.h"
-#include "common/fs/sha256.h"
+#include "common/fs/content_hash.h"
 
 namespace mxport::coordinator {
 
@@ -40,13 +40,13 @@ absl::StatusOr<CommitResult> Committer::Commit(const std::string& output_dir,
   // Hash before taking the lock (a staged file no longer changes), so commits of different
   // files do not wait on each other's reads. A failure matters only if the commit goes ahead.
   absl::StatusOr<std::string> hash = std::string();
-  if (options_.verify_hash) hash = fs::Sha256File(fs, request.staged_path);
+  if (options_.verify_hash) hash = fs::ContentHashFile(fs, request.staged_path);
   absl::MutexLock lock(&mu_);
 
   ASSIGN_OR_RETURN(std::optional<CommitRecord> existing,
                    options_.store->GetCommit(request.job_id, request.path));
   if (existing.has_value() && existing->size == request.size &&
-      existing->sha256 == request.sha256) {
+      existing->content_hash == request.content_hash) {
     fs.Delete(request.staged_path).IgnoreError();  // a retry's copy is not needed
     return CommitResult{*existing, true};
   }
@@ -72,10 +72,10 @@ absl::StatusOr<CommitResult> Committer::Commit(const std::string& output_dir,
       return absl::FailedPreconditionError(absl::StrCat(
           "staged file ", request.staged_path, " cannot be read: ", hash.status().message()));
     }
-    if (*hash != request.sha256) {
+    if (*hash != request.content_hash) {
       return absl::FailedPreconditionError(absl::StrCat(
-          "staged file ", request.staged_path, " has SHA-256 ", *hash, ", the commit says ",
-          request.sha256));
+          "staged file ", request.staged_path, " has content hash ", *hash, ", the commit says ",
+          request.content_hash));
     }
   }
 
@@ -84,7 +84,7 @@ absl::StatusOr<CommitResult> Committer::Commit(const std::string& output_dir,
   RETURN_IF_ERROR(fs.Rename(request.staged_path, final_path));
   RETURN_IF_ERROR(fs.SyncDir(fs::Dirname(final_path)));
   CommitRecord record{request.job_id, request.path,       request.size,
-                      request.sha256, request.token,      request.generation,
+                      request.content_hash, request.token,      request.generation,
                       options_.clock->Now()};
   RETURN_IF_ERROR(options_.store->PutCommit(record));
   return CommitResult{record, false};

@@ -1,6 +1,6 @@
 // Committer: the one place where output files are published. A writer stages a file under the
 // job's output directory (`<out>/.staging/...`), fsyncs it, and asks to commit it with its
-// lease token, size and SHA-256. The committer then:
+// lease token, size and content hash (common/fs/content_hash.h). The committer then:
 //   1. treats a commit of a path already committed with the same size and hash as a no-op
 //      (retries and failover are safe; nothing moves);
 //   2. checks the token against the lease of the commit's resource: a stale token is Aborted
@@ -31,7 +31,7 @@ struct CommitRequest {
   std::string staged_path;  // absolute or relative to the process; under <out>/.staging/
   std::string path;         // final path relative to <out>
   uint64_t size = 0;
-  std::string sha256;
+  std::string content_hash;
 };
 
 struct CommitResult {

@@ -1,7 +1,7 @@
 #include "coordinator/core/committer.h"
 
 #include "common/fs/memory_file_system.h"
-#include "common/fs/sha256.h"
+#include "common/fs/content_hash.h"
 #include "common/testing/status_matchers.h"
 #include "gtest/gtest.h"
 
@@ -32,7 +32,7 @@ class CommitterTest : public ::testing::Test {
                       int64_t token) {
     const std::string staged = "/out/.staging/g0-t1/" + name;
     EXPECT_OK(fs::WriteFileAtomically(*fs_, staged, data));
-    return {"job", 0, "job/job/" + path, token, staged, path, data.size(), fs::Sha256Hex(data)};
+    return {"job", 0, "job/job/" + path, token, staged, path, data.size(), fs::ContentHash(data)};
   }
   std::string Read(const std::string& path) {
     auto s = fs::ReadFileToString(*fs_, path);
@@ -56,7 +56,7 @@ TEST_F(CommitterTest, CommitRenamesIntoPlaceAndJournals) {
   ASSERT_OK_AND_ASSIGN(auto journaled, store_->GetCommit("job", "config.json"));
   ASSERT_TRUE(journaled.has_value());
   EXPECT_EQ(journaled->token, lease.token);
-  EXPECT_EQ(journaled->sha256, fs::Sha256Hex("{\"a\":1}"));
+  EXPECT_EQ(journaled->content_hash, fs::ContentHash("{\"a\":1}"));
   // Durable: survives a crash of the file system right after the commit returned.
   fs_->SimulateCrash();
   EXPECT_EQ(Read("/out/config.json"), "{\"a\":1}");
@@ -100,9 +100,9 @@ TEST_F(CommitterTest, SizeOrHashMismatchIsRefused) {
   EXPECT_THAT(committer_->Commit("/out", req),
               StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("has 5 bytes")));
   req.size = 5;
-  req.sha256 = fs::Sha256Hex("54321");
+  req.content_hash = fs::ContentHash("54321");
   EXPECT_THAT(committer_->Commit("/out", req),
-              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("SHA-256")));
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("content hash")));
   EXPECT_EQ(Read("/out/f"), "<missing>");
 }
 

@@ -1,11 +1,14 @@
 // The SQLite Store: one database file in WAL mode with synchronous=FULL, so every mutation is
 // in the fsynced write-ahead log when the call returns. One connection, used under a mutex.
 //
-// Schema (version 1, recorded in schema_version):
+// Schema (version 2, recorded in schema_version):
 //   jobs(job_id PK, json, created_unix_micros)      JobRecordToJson text
 //   events(job_id, seq, generation, time, type, message, PK(job_id, seq))
 //   tokens(id = 1, value)                            the one fencing-token counter
-//   commits(job_id, path, size, sha256, token, generation, time, PK(job_id, path))
+//   commits(job_id, path, size, content_hash, token, generation, time, PK(job_id, path))
+// Version 1 named the hash column sha256 and held bare SHA-256 hex; opening such a database
+// renames the column and prefixes its values with "sha256:" (content_hash.h's form is
+// "<algorithm>:<hex>"), in the transaction that records version 2.
 // Times are RFC 3339 text (FormatTimeRfc3339), so they round-trip exactly; uint64 sizes are
 // stored bit-for-bit in INTEGER columns. Only constant SQL is compiled; every value is bound.
 //
@@ -33,7 +36,7 @@
 namespace mxport::coordinator {
 namespace {
 
-constexpr int64_t kSchemaVersion = 1;
+constexpr int64_t kSchemaVersion = 2;
 constexpr int kBusyTimeoutMs = 10000;
 
 constexpr char kSchema[] = R"sql(
@@ -59,7 +62,7 @@ CREATE TABLE IF NOT EXISTS commits(
   job_id TEXT NOT NULL,
   path TEXT NOT NULL,
   size INTEGER NOT NULL,
-  sha256 TEXT NOT NULL,
+  content_hash TEXT NOT NULL,
   token INTEGER NOT NULL,
   generation INTEGER NOT NULL,
   time TEXT NOT NULL,
@@ -113,6 +116,7 @@ class SqliteStore final : public Store {
         return Step(insert.get(), "writing the schema version").status();
       }
       const int64_t version = sqlite3_column_int64(select.get(), 0);
+      if (version == 1) return MigrateFromVersion1();
       if (version != kSchemaVersion) {
         return absl::FailedPreconditionError(
             absl::StrCat("SQLite store ", path_, " has schema version ", version,
@@ -228,9 +232,9 @@ class SqliteStore final : public Store {
     absl::MutexLock lock(&mu_);
     ASSIGN_OR_RETURN(
         StmtPtr stmt,
-        Prepare("INSERT OR REPLACE INTO commits(job_id, path, size, sha256, token, generation, "
+        Prepare("INSERT OR REPLACE INTO commits(job_id, path, size, content_hash, token, generation, "
                 "time) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                {commit.job_id, commit.path, static_cast<int64_t>(commit.size), commit.sha256,
+                {commit.job_id, commit.path, static_cast<int64_t>(commit.size), commit.content_hash,
                  commit.token, commit.generation, FormatTimeRfc3339(commit.time)}));
     return Step(stmt.get(), "writing a commit").status();
   }
@@ -239,7 +243,7 @@ class SqliteStore final : public Store {
                                                         const std::string& path) override {
     absl::MutexLock lock(&mu_);
     ASSIGN_OR_RETURN(StmtPtr stmt,
-                     Prepare("SELECT job_id, path, size, sha256, token, generation, time "
+                     Prepare("SELECT job_id, path, size, content_hash, token, generation, time "
                              "FROM commits WHERE job_id = ?1 AND path = ?2",
                              {job_id, path}));
     ASSIGN_OR_RETURN(bool row, Step(stmt.get(), "reading a commit"));
@@ -251,7 +255,7 @@ class SqliteStore final : public Store {
   absl::StatusOr<std::vector<CommitRecord>> Commits(const std::string& job_id) override {
     absl::MutexLock lock(&mu_);
     ASSIGN_OR_RETURN(StmtPtr stmt,
-                     Prepare("SELECT job_id, path, size, sha256, token, generation, time "
+                     Prepare("SELECT job_id, path, size, content_hash, token, generation, time "
                              "FROM commits WHERE job_id = ?1 ORDER BY path",
                              {job_id}));
     std::vector<CommitRecord> commits;
@@ -264,6 +268,14 @@ class SqliteStore final : public Store {
   }
 
  private:
+  // Version 1 -> 2 (see the schema comment); runs inside Open's transaction.
+  absl::Status MigrateFromVersion1() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    RETURN_IF_ERROR(Exec("ALTER TABLE commits RENAME COLUMN sha256 TO content_hash"));
+    RETURN_IF_ERROR(Exec("UPDATE commits SET content_hash = 'sha256:' || content_hash"));
+    RETURN_IF_ERROR(Exec("UPDATE schema_version SET version = 2"));
+    return absl::OkStatus();
+  }
+
   // The status for SQLite result `rc` while doing `what`, with the connection's message.
   absl::Status Error(int rc, absl::string_view what) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     const std::string message =
@@ -358,7 +370,7 @@ class SqliteStore final : public Store {
     commit.job_id = ColumnString(stmt, 0);
     commit.path = ColumnString(stmt, 1);
     commit.size = static_cast<uint64_t>(sqlite3_column_int64(stmt, 2));
-    commit.sha256 = ColumnString(stmt, 3);
+    commit.content_hash = ColumnString(stmt, 3);
     commit.token = sqlite3_column_int64(stmt, 4);
     commit.generation = sqlite3_column_int64(stmt, 5);
     ASSIGN_OR_RETURN(commit.time, DecodeTime(stmt, 6, "commits"));

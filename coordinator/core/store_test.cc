@@ -185,7 +185,7 @@ TEST_P(StoreConformanceTest, CommitsUpsertGetList) {
   EXPECT_THAT(store_->Commits("j1"), IsOkAndHolds(ElementsAre(Eq(a), Eq(b))));  // by path
 
   CommitRecord a2 = a;
-  a2.sha256 = std::string(64, 'f');
+  a2.content_hash = std::string(64, 'f');
   a2.token = 11;
   a2.generation = 2;
   a2.size = 3;
@@ -393,6 +393,33 @@ TEST(SqliteStoreTest, RejectsANewerSchema) {
   EXPECT_THAT(OpenSqliteStore(path),
               StatusIs(absl::StatusCode::kFailedPrecondition,
                        AllOf(HasSubstr(path), HasSubstr("schema version 99"))));
+}
+
+// A database written by schema version 1 (the hash column was `sha256`, bare hex) opens with
+// its commits intact, their hashes tagged with the algorithm.
+TEST(SqliteStoreTest, MigratesVersion1Commits) {
+  TempDir dir;
+  const std::string path = dir.path() + "/store.db";
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  const char* v1 = R"sql(
+    CREATE TABLE schema_version(version INTEGER NOT NULL);
+    INSERT INTO schema_version(version) VALUES(1);
+    CREATE TABLE commits(job_id TEXT NOT NULL, path TEXT NOT NULL, size INTEGER NOT NULL,
+      sha256 TEXT NOT NULL, token INTEGER NOT NULL, generation INTEGER NOT NULL,
+      time TEXT NOT NULL, PRIMARY KEY(job_id, path)) WITHOUT ROWID;
+    INSERT INTO commits VALUES('j', 'config.json', 7, 'ab12', 3, 0, '2026-11-24T21:00:00Z');
+  )sql";
+  ASSERT_EQ(sqlite3_exec(db, v1, nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close(db);
+  for (int open = 0; open < 2; ++open) {  // the second open finds version 2
+    ASSERT_OK_AND_ASSIGN(std::unique_ptr<Store> store, OpenSqliteStore(path));
+    ASSERT_OK_AND_ASSIGN(std::optional<CommitRecord> c, store->GetCommit("j", "config.json"));
+    ASSERT_TRUE(c.has_value());
+    EXPECT_EQ(c->content_hash, "sha256:ab12");
+    EXPECT_EQ(c->size, 7u);
+    EXPECT_EQ(c->token, 3);
+  }
 }
 
 }  // namespace

@@ -103,7 +103,7 @@ struct CommitRecord {
   std::string job_id;
   std::string path;  // relative to the job's output directory
   uint64_t size = 0;
-  std::string sha256;  // lowercase hex
+  std::string content_hash;  // "xxh3-128:<hex>" (common/fs/content_hash.h)
   int64_t token = 0;
   int64_t generation = 0;
   absl::Time time;

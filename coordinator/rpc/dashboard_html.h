@@ -227,7 +227,7 @@ inline constexpr char kDashboardHtml[] = R"html(<!doctype html>
         <h3>Committed files <span class="count" id="committed-count"></span></h3>
         <table>
           <thead><tr><th>path</th><th class="num">size</th><th class="num">token</th>
-            <th class="num">gen</th><th>sha256</th><th>committed</th></tr></thead>
+            <th class="num">gen</th><th>hash</th><th>committed</th></tr></thead>
           <tbody id="committed"></tbody>
         </table>
         <p class="empty" id="committed-empty" hidden>Nothing committed yet.</p>
@@ -590,7 +590,7 @@ function renderCommitted(job) {
       td({ class: 'num size' }, fmtBytes(num(f.size))),
       td({ class: 'num mono token' }, num(f.token)),
       td({ class: 'num generation' }, num(f.generation)),
-      td({ class: 'mono sha256', title: f.sha256 || '' }, (f.sha256 || '').slice(0, 12)),
+      td({ class: 'mono hash', title: f.content_hash || '' }, (f.content_hash || '').replace(/^[^:]*:/, '').slice(0, 12)),
       td({ class: 'nowrap committed-at', title: f.committed_at || '' }, clockTime(f.committed_at)),
     ],
   }));

@@ -123,7 +123,7 @@ v1::Job JobViewToProto(const JobView& view, absl::Time now) {
     v1::CommittedFile* out = proto.add_committed();
     out->set_path(c.path);
     out->set_size(c.size);
-    out->set_sha256(c.sha256);
+    out->set_content_hash(c.content_hash);
     out->set_token(c.token);
     out->set_generation(c.generation);
     out->set_committed_at(FormatTimeRfc3339(c.time));
@@ -159,7 +159,7 @@ CommitRequest CommitRequestFromProto(const v1::CommitFileRequest& proto) {
   request.staged_path = proto.staged_path();
   request.path = proto.path();
   request.size = proto.size();
-  request.sha256 = proto.sha256();
+  request.content_hash = proto.content_hash();
   return request;
 }
 

@@ -45,7 +45,7 @@ class CoordinatorServer {
     // Coordinator::Tick() period (heartbeat TTL and stall rules); zero disables the thread.
     absl::Duration tick_interval = absl::Seconds(1);
     absl::Duration heartbeat_ttl = absl::Seconds(15);
-    // Re-read every staged file to check the writer's SHA-256 before committing it. Off by
+    // Re-read every staged file to check the writer's content hash before committing it. Off by
     // default: the writer hashes the synced file itself, and a coordinator reading every byte
     // of a large export over shared storage would be its bottleneck.
     bool verify_commit_hash = false;

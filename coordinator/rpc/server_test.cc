@@ -4,7 +4,7 @@
 #include <vector>
 
 #include "absl/synchronization/notification.h"
-#include "common/fs/sha256.h"
+#include "common/fs/content_hash.h"
 #include "coordinator/rpc/rpc_testutil.h"
 #include "gmock/gmock.h"
 #include "grpcpp/generic/generic_stub.h"
@@ -191,7 +191,7 @@ TEST_F(ServerTest, LeasesAndCommitsAreFenced) {
   commit.set_staged_path(staged);
   commit.set_path("model-00001-of-00001.safetensors");
   commit.set_size(bytes.size());
-  commit.set_sha256(fs::Sha256Hex(bytes));
+  commit.set_content_hash(fs::ContentHash(bytes));
   v1::CommitFileResponse committed;
   EXPECT_EQ(workers_->CommitFile(Context().get(), commit, &committed).error_code(),
             grpc::StatusCode::ABORTED);

@@ -3,8 +3,10 @@
 # --quantized (an independent Python reader that decodes E2M1/E4M3 by hand and bounds the
 # dequantization error against the HF original): NVFP4 on a layout whose TP boundaries cut
 # 16-element blocks (experts split 8+8 columns by ETP=2), NVFP4 with exclusions, block FP8,
-# the ModelOpt-calibrated layouts in modes checkpoint (NVFP4 + input_scale) and fp8 (per
-# tensor), then the modes that must fail with a clear message.
+# the ModelOpt-calibrated layouts in modes checkpoint (NVFP4 + input_scale), fp8 (per tensor)
+# and nvfp4 (weight amax from the weights, input_scale from the activation amax: declared NVFP4,
+# where the same layout without quantizer state is W4A16_NVFP4), then the modes that must fail
+# with a clear message.
 # Usage: quantized_export.sh MXPORT FIXTURES_DIR
 set -uo pipefail
 MXPORT=$1
@@ -68,7 +70,22 @@ if diff -r "$WORK/checkpoint_tp2" "$WORK/checkpoint_tp1" >/dev/null; then
 else
   echo "FAIL checkpoint exports of TP=2 and TP=1 differ"; failures=$((failures + 1))
 fi
-for pair in "checkpoint_tp1 NVFP4" "fp8_tp2 FP8"; do
+export_and_check nvfp4_modelopt_tp2 qwen3_moe_tp2_ep2_modelopt qwen3_moe --quantization nvfp4
+# The fixtures calibrate with the weights' true amax, so nvfp4 (weight amax computed) and
+# checkpoint (weight amax read) agree byte for byte once nvfp4 reads the activation amax.
+if diff -r "$WORK/checkpoint_tp2" "$WORK/nvfp4_modelopt_tp2" >/dev/null; then
+  echo "ok   nvfp4 with activation amax equals the checkpoint export"; passes=$((passes + 1))
+else
+  echo "FAIL nvfp4 and checkpoint exports of a calibrated layout differ"
+  failures=$((failures + 1))
+fi
+if grep -q '"quant_algo": "W4A16_NVFP4"' "$WORK/nvfp4_etp2/hf_quant_config.json" &&
+    ! grep -q 'input_scale' "$WORK/nvfp4_etp2/model.safetensors.index.json"; then
+  echo "ok   nvfp4 without quantizer state is W4A16_NVFP4"; passes=$((passes + 1))
+else
+  echo "FAIL nvfp4 without quantizer state is not weight-only"; failures=$((failures + 1))
+fi
+for pair in "checkpoint_tp1 NVFP4" "fp8_tp2 FP8" "nvfp4_modelopt_tp2 NVFP4"; do
   set -- $pair
   if grep -q "\"quant_algo\": \"$2\"" "$WORK/$1/hf_quant_config.json" &&
       grep -q '"kv_cache_quant_algo": null' "$WORK/$1/hf_quant_config.json" &&

@@ -124,7 +124,7 @@ before, after = json.loads(sys.argv[1]), json.loads(sys.argv[2])
 b = {c["path"]: c for c in before["committed"]}
 a = {c["path"]: c for c in after["committed"]}
 for path, c in b.items():
-    for k in ("token", "generation", "sha256", "committed_at"):
+    for k in ("token", "generation", "content_hash", "committed_at"):
         assert a[path][k] == c[k], (path, k, c[k], a[path][k])
 assert int(after["restarts"]) >= 1, after["restarts"]
 assert int(after["generation"]) > int(before["generation"]), (before["generation"],

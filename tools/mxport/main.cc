@@ -35,7 +35,9 @@ int main(int argc, char** argv) {
     cmd->add_option("--expert-map", plan.expert_map_file,
                     "JSON list of global expert ids per EP rank");
     cmd->add_option("--quantization", plan.request.quantization.mode,
-                    "none | nvfp4 (W4A16) | fp8_block (128x128, dynamic activations)");
+                    "none | nvfp4 (W4A16; input scales where the checkpoint has ModelOpt "
+                    "activation amax) | fp8_block (128x128, dynamic activations) | checkpoint | "
+                    "fp8 (ModelOpt calibration)");
     cmd->add_option("--quant-exclude", plan.request.quantization.exclude,
                     "HF module pattern left unquantized, e.g. '*.self_attn.*' (repeatable)")
         ->take_all();

@@ -61,7 +61,7 @@ class InProcessClient : public CoordinatorClient {
     r.staged_path = staged;
     r.path = path;
     r.size = size;
-    r.sha256 = sha;
+    r.content_hash = sha;
     RETURN_IF_ERROR(c_->CommitFile(job, gen, r).status());
     return d_->OnCommitted(job, gen);
   }

@@ -7,7 +7,7 @@
 #include "common/base/status_macros.h"
 #include "common/export/local_executor.h"
 #include "common/export/quantize_plan.h"
-#include "common/fs/sha256.h"
+#include "common/fs/content_hash.h"
 #include "common/safetensors/header.h"
 #include "common/safetensors/writer.h"
 
@@ -26,11 +26,16 @@ struct PlanExecutor::OpenFile {
 
 struct PlanExecutor::Step {
   int64_t step = 0;
-  std::vector<int> sends;             // message indices, in order
-  std::vector<std::string> payloads;  // per send
+  std::vector<int> sends;                      // message indices, in order
+  std::vector<BufferPool::Buffer> payloads;    // per send
 };
 
-PlanExecutor::PlanExecutor(Options options) : options_(std::move(options)) {
+PlanExecutor::PlanExecutor(Options options)
+    : options_(std::move(options)),
+      // Idle buffers kept for reuse: the fourth quarter of the in-flight budget (steps use
+      // three), so buffers in use plus kept ones stay within it.
+      buffers_(BufferPool::Options{
+          .retain_bytes = std::max<uint64_t>(1, options_.in_flight_bytes / 4)}) {
   rank_ = options_.transport->rank();
   const int world = options_.transport->world_size();
   roles_ = ComputeRoles(*options_.plan, world);
@@ -75,7 +80,8 @@ absl::Status PlanExecutor::Write(const Piece& chunk, absl::string_view rows) {
   OpenFile& file = *files_[t.file];
   if (t.quant_part == exporter::QuantPart::kWeight) {
     // The writer quantizes: the statistics of every reader are known by now.
-    ASSIGN_OR_RETURN(std::string q, exporter::QuantizeChunk(plan, stats_, chunk, rows));
+    ASSIGN_OR_RETURN(std::string q, exporter::QuantizeChunk(plan, stats_, chunk, rows,
+                                                            options_.quant_backend));
     RETURN_IF_ERROR(exporter::ScatterQuantized(
         plan, chunk, q, [&](int tensor, uint64_t offset, absl::string_view bytes) {
           return file.writer->WritePiece(plan.tensors[tensor].name, offset, bytes);
@@ -104,8 +110,11 @@ absl::Status PlanExecutor::GatherStats(exporter::SourceReader& reader) {
       continue;
     }
     for (const Piece& chunk : ChunkPiece(plan, piece, chunk_bytes_)) {
-      ASSIGN_OR_RETURN(std::string rows, reader.ReadRows(chunk));
-      RETURN_IF_ERROR(mine.Accumulate(plan, chunk, rows));
+      const uint64_t bytes = static_cast<uint64_t>(chunk.rows) * chunk.src_cols *
+                             ElementBytes(plan.tensors[chunk.tensor].piece_dtype());
+      BufferPool::Buffer rows = buffers_.Acquire(bytes);
+      RETURN_IF_ERROR(reader.ReadRowsInto(chunk, rows.span()));
+      RETURN_IF_ERROR(mine.Accumulate(plan, chunk, rows.view()));
     }
   }
   // All-gather over the data plane: the sizes first (a receive must know its size), then the
@@ -152,7 +161,8 @@ absl::StatusOr<std::unique_ptr<PlanExecutor::Step>> PlanExecutor::ReadStep(int64
   for (int i : my_messages_[step]) {
     const Message& m = schedule_.messages[i];
     if (m.from != rank_) continue;
-    ASSIGN_OR_RETURN(std::string rows, reader_->ReadRows(m.chunk));
+    BufferPool::Buffer rows = buffers_.Acquire(m.bytes);
+    RETURN_IF_ERROR(reader_->ReadRowsInto(m.chunk, rows.span()));
     read_bytes_ += rows.size();
     if (options_.max_bytes_per_second > 0) {  // pacing: wait until the budget allows
       const absl::Time due = read_start_ + absl::Seconds(static_cast<double>(read_bytes_) /
@@ -160,7 +170,7 @@ absl::StatusOr<std::unique_ptr<PlanExecutor::Step>> PlanExecutor::ReadStep(int64
       if (due > absl::Now()) absl::SleepFor(due - absl::Now());
     }
     if (m.to == rank_ && !options_.self_transfer) {
-      RETURN_IF_ERROR(Write(m.chunk, rows));  // local: no copy through the transport
+      RETURN_IF_ERROR(Write(m.chunk, rows.view()));  // local: no copy through the transport
       continue;
     }
     out->sends.push_back(i);
@@ -191,25 +201,26 @@ void PlanExecutor::ReadAhead(const std::vector<int64_t>& steps) {
 absl::Status PlanExecutor::ExchangeStep(Step& step) {
   std::vector<transport::SendOp> sends;
   for (size_t k = 0; k < step.sends.size(); ++k) {
-    sends.push_back({schedule_.messages[step.sends[k]].to, step.payloads[k]});
+    sends.push_back({schedule_.messages[step.sends[k]].to, step.payloads[k].view()});
   }
   std::vector<int> received;
-  std::vector<std::string> buffers;
+  std::vector<BufferPool::Buffer> buffers;
   for (int i : my_messages_[step.step]) {
     const Message& m = schedule_.messages[i];
     if (m.to != rank_ || (m.from == rank_ && !options_.self_transfer)) continue;
     received.push_back(i);
-    buffers.emplace_back(m.bytes, '\0');
+    buffers.push_back(buffers_.Acquire(m.bytes));
   }
   std::vector<transport::RecvOp> recvs;
   for (size_t k = 0; k < received.size(); ++k) {
-    recvs.push_back({schedule_.messages[received[k]].from, absl::MakeSpan(buffers[k])});
+    recvs.push_back({schedule_.messages[received[k]].from, buffers[k].span()});
   }
   RETURN_IF_ERROR(options_.transport->Exchange(sends, recvs));
   for (const auto& p : step.payloads) bytes_sent_ += p.size();
   step.payloads.clear();
   for (size_t k = 0; k < received.size(); ++k) {
-    RETURN_IF_ERROR(Write(schedule_.messages[received[k]].chunk, buffers[k]));
+    RETURN_IF_ERROR(Write(schedule_.messages[received[k]].chunk, buffers[k].view()));
+    buffers[k] = BufferPool::Buffer();  // back to the pool for the next receive
   }
   return absl::OkStatus();
 }
@@ -229,7 +240,7 @@ absl::Status PlanExecutor::FinishFile(int f) {
   staged.name = plan.files[f].name;
   staged.staged_path = files_[f]->staged_path;
   ASSIGN_OR_RETURN(staged.size, options_.fs->FileSize(staged.staged_path));
-  ASSIGN_OR_RETURN(staged.sha256, fs::Sha256File(*options_.fs, staged.staged_path));
+  ASSIGN_OR_RETURN(staged.content_hash, fs::ContentHashFile(*options_.fs, staged.staged_path));
   if (options_.publish) RETURN_IF_ERROR(options_.publish(staged));
   return absl::OkStatus();
 }

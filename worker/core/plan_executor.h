@@ -1,18 +1,20 @@
 // PlanExecutor: one worker's part of a distributed export, over a Transport.
 //
 // Every worker holds the same ExportPlan. Roles follow from (plan, world size) alone (see
-// schedule.h): readers of each source, the single writer of each output file (f % world), and
-// the schedule of messages in steps. A worker walks its steps in order: a read-ahead thread
-// reads the pieces it sends in the next step (pread, whole rows, at most chunk_bytes per
-// message) and writes its local messages directly; the main thread posts the step's sends and
-// receives as one Transport::Exchange and scatters every received chunk to its final offset in
-// the preallocated, staged safetensors file. A file is finished (synced, hashed and handed to
-// `publish`, on a finisher thread) as soon as its last message is written, so commits follow
-// the transfer rather than the end of the plan.
+// schedule.h): readers of each source, the single writer of each output file (chosen so that
+// most of its bytes are read where they are written), and the schedule of messages in steps.
+// A worker walks its steps in order: a read-ahead thread reads the pieces it sends in the next
+// step (pread, whole rows, at most chunk_bytes per message) and writes its local messages
+// directly; the main thread posts the step's sends and receives as one Transport::Exchange and
+// scatters every received chunk to its final offset in the preallocated, staged safetensors
+// file. A file is finished (synced, hashed and handed to `publish`, on a finisher thread) as
+// soon as its last message is written, so commits follow the transfer rather than the end of
+// the plan. Read and receive buffers come from a BufferPool, so steady state allocates nothing.
 //
 // Host memory stays bounded by in_flight_bytes: two steps of sends (read ahead and in flight)
-// plus one step of receives, with step_bytes = min(in_flight_bytes / 4, 4 * chunk_bytes); a
-// single row larger than that is the only excess. Files named in skip_files (committed by an
+// plus one step of receives, with step_bytes = min(in_flight_bytes / 4, 4 * chunk_bytes), and
+// idle pooled buffers up to the last quarter; a single row larger than a step is the only
+// excess. Files named in skip_files (committed by an
 // earlier generation) are neither read nor written. A quantized plan first reads every piece of
 // a quantized weight its worker reads, all-gathers the statistics (amax, tile maxima) with every
 // peer over the transport, then quantizes at the writer, so the scales are those of the whole
@@ -33,6 +35,7 @@
 #include "common/export/plan.h"
 #include "common/export/quantize_plan.h"
 #include "common/fs/file_system.h"
+#include "worker/core/buffer_pool.h"
 #include "worker/core/schedule.h"
 #include "worker/transport/transport.h"
 
@@ -42,7 +45,7 @@ struct StagedFile {
   std::string name;         // "model-00001-of-00004.safetensors"
   std::string staged_path;  // where it lies, synced
   uint64_t size = 0;
-  std::string sha256;
+  std::string content_hash;
 };
 
 class PlanExecutor {
@@ -52,7 +55,9 @@ class PlanExecutor {
     transport::Transport* transport = nullptr;
     const exporter::ExportPlan* plan = nullptr;
     std::string staging_dir;  // created if missing; staged files go here
-    uint64_t chunk_bytes = uint64_t{64} << 20;
+    // Largest message. A few MiB keeps each chunk in the CPU caches between the copies it takes
+    // (pread, send or receive, pwrite): 64 MiB chunks cost half again as much CPU time.
+    uint64_t chunk_bytes = uint64_t{4} << 20;
     // Bound on host bytes held for the data plane (see above); chunk_bytes is capped to a step.
     uint64_t in_flight_bytes = uint64_t{1} << 30;
     // Paces reading to at most this rate (shared storage, or to watch a job); 0: unlimited.
@@ -60,6 +65,8 @@ class PlanExecutor {
     std::set<std::string> skip_files;
     // Send this worker's own pieces through the transport too (exercises NCCL on one GPU).
     bool self_transfer = false;
+    // Where writers quantize chunks (a GPU worker's device); nullptr: quant::CpuBackend().
+    quant::Backend* quant_backend = nullptr;
     // Called for each finished, synced file (on a writer thread); an error fails the run.
     std::function<absl::Status(const StagedFile&)> publish;
   };
@@ -94,6 +101,7 @@ class PlanExecutor {
   bool failed();
 
   Options options_;
+  BufferPool buffers_;  // read, send and receive buffers, reused
   Roles roles_;
   Schedule schedule_;
   std::vector<std::vector<int>> my_messages_;  // per step: indices into schedule_.messages

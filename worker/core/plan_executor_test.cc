@@ -8,7 +8,7 @@
 #include "common/export/local_executor.h"
 #include "common/export/quantize_plan.h"
 #include "common/fs/fs_testutil.h"
-#include "common/fs/sha256.h"
+#include "common/fs/content_hash.h"
 #include "common/testing/status_matchers.h"
 #include "gtest/gtest.h"
 #include "worker/core/plan_executor.h"
@@ -85,7 +85,7 @@ std::vector<absl::Status> RunAll(const exporter::ExportPlan& plan,
       o.self_transfer = self_transfer;
       o.skip_files = skip;
       o.publish = [&](const StagedFile& f) -> absl::Status {
-        EXPECT_EQ(fs::Sha256File(*fs::PosixFileSystem(), f.staged_path).value(), f.sha256);
+        EXPECT_EQ(fs::ContentHashFile(*fs::PosixFileSystem(), f.staged_path).value(), f.content_hash);
         absl::MutexLock lock(&mu);
         EXPECT_TRUE(published.insert(f.name).second) << f.name << " published twice";
         return fs::PosixFileSystem()->Rename(f.staged_path, out + "/" + f.name);

@@ -10,6 +10,57 @@ using exporter::ExportPlan;
 using exporter::HfTensor;
 using exporter::Piece;
 
+namespace {
+
+uint64_t PieceBytes(const ExportPlan& plan, const Piece& p) {
+  return static_cast<uint64_t>(p.rows) * p.src_cols *
+         ElementBytes(plan.tensors[p.tensor].piece_dtype());
+}
+
+// Writers, largest file first: the worker that reads the most of the file's bytes among those
+// whose write share stays within a quarter above an even split (else the least loaded one);
+// ties go to the lighter load, then the lower rank. Deterministic in (plan, world_size).
+std::vector<int> AssignWriters(const ExportPlan& plan, const Roles& roles, int world_size) {
+  const size_t files = plan.files.size();
+  // local[f][w]: bytes of file f in sources worker w reads.
+  std::vector<std::vector<uint64_t>> local(files, std::vector<uint64_t>(world_size, 0));
+  std::vector<uint64_t> file_bytes(files, 0);
+  uint64_t total = 0;
+  for (const Piece& p : plan.pieces) {
+    const int f = plan.tensors[p.tensor].file;
+    const uint64_t bytes = PieceBytes(plan, p);
+    file_bytes[f] += bytes;
+    total += bytes;
+    for (int w : roles.source_readers[p.source]) local[f][w] += bytes;
+  }
+  std::vector<size_t> order(files);
+  for (size_t f = 0; f < files; ++f) order[f] = f;
+  std::stable_sort(order.begin(), order.end(),
+                   [&](size_t a, size_t b) { return file_bytes[a] > file_bytes[b]; });
+  const uint64_t even = total / std::max(1, world_size);
+  const uint64_t cap = even + even / 4;
+  std::vector<uint64_t> load(world_size, 0);
+  std::vector<int> writer(files, 0);
+  for (size_t f : order) {
+    int best = -1;
+    for (int w = 0; w < world_size; ++w) {
+      if (load[w] > 0 && load[w] + file_bytes[f] > cap) continue;
+      if (best < 0 || local[f][w] > local[f][best] ||
+          (local[f][w] == local[f][best] && load[w] < load[best])) {
+        best = w;
+      }
+    }
+    if (best < 0) {
+      best = static_cast<int>(std::min_element(load.begin(), load.end()) - load.begin());
+    }
+    writer[f] = best;
+    load[best] += file_bytes[f];
+  }
+  return writer;
+}
+
+}  // namespace
+
 Roles ComputeRoles(const ExportPlan& plan, int world_size) {
   Roles roles;
   const int64_t sources = static_cast<int64_t>(plan.sources.size());
@@ -19,13 +70,18 @@ Roles ComputeRoles(const ExportPlan& plan, int world_size) {
       roles.source_readers[a.shard].push_back(w);
     }
   }
+  roles.file_writer = AssignWriters(plan, roles, world_size);
+  // A piece is read by its file's writer when that worker reads the source (no transfer),
+  // otherwise by the source's readers in turn.
   std::vector<int64_t> seen(sources, 0);
   for (const Piece& p : plan.pieces) {
     const auto& readers = roles.source_readers[p.source];
-    roles.piece_reader.push_back(readers[seen[p.source]++ % readers.size()]);
-  }
-  for (size_t f = 0; f < plan.files.size(); ++f) {
-    roles.file_writer.push_back(static_cast<int>(f % world_size));
+    const int writer = roles.file_writer[plan.tensors[p.tensor].file];
+    if (std::find(readers.begin(), readers.end(), writer) != readers.end()) {
+      roles.piece_reader.push_back(writer);
+    } else {
+      roles.piece_reader.push_back(readers[seen[p.source]++ % readers.size()]);
+    }
   }
   return roles;
 }

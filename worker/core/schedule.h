@@ -25,7 +25,11 @@
 
 namespace mxport::worker {
 
-// Who reads each source and writes each output file.
+// Who reads each source and writes each output file. Sources go to workers by AssignShards
+// (DP replicas share one). Each file's single writer is chosen to keep its bytes local: the
+// worker reading the most of them, among those whose write share stays within 1.25x of an even
+// split; a piece is then read by its file's writer when that worker reads its source (the piece
+// never crosses the transport), else by the source's readers in turn.
 struct Roles {
   std::vector<std::vector<int>> source_readers;  // per source: the ranks reading it
   std::vector<int> file_writer;                  // per output file

@@ -2,6 +2,7 @@
 // steps that never go back for any rank.
 #include "worker/core/schedule.h"
 
+#include <algorithm>
 #include <map>
 
 #include "common/export/checkpoint_planner.h"
@@ -54,6 +55,53 @@ TEST(ScheduleTest, EveryByteOnceInBudgetedStepsThatNeverGoBack) {
     for (const auto& [key, bytes] : received_in_step) EXPECT_LE(bytes, options.step_bytes);
     if (world > 1) EXPECT_GT(s.steps, 1);
   }
+}
+
+// Writers are chosen where the bytes are: a piece whose source the file's writer reads never
+// crosses the transport, fewer bytes cross it over these world sizes than with files and pieces
+// dealt out in turn (per world size the gain depends on which sources share a worker), and no
+// worker writes much more than an even share.
+TEST(ScheduleTest, WritersKeepBytesLocalWithinABalancedLoad) {
+  const exporter::ExportPlan plan = Plan("qwen3_moe_tp2_pp2_ep4", "qwen3_moe");
+  uint64_t remote_bytes = 0, dealt_remote_bytes = 0;
+  for (int world : {2, 3, 4, 8, 16}) {
+    SCOPED_TRACE(world);
+    const Roles roles = ComputeRoles(plan, world);
+    Roles dealt = roles;  // the same source readers; files and pieces dealt out in turn
+    for (size_t f = 0; f < plan.files.size(); ++f) dealt.file_writer[f] = f % world;
+    std::map<int, int> seen;
+    for (size_t i = 0; i < plan.pieces.size(); ++i) {
+      const auto& readers = roles.source_readers[plan.pieces[i].source];
+      dealt.piece_reader[i] = readers[seen[plan.pieces[i].source]++ % readers.size()];
+    }
+    for (size_t i = 0; i < plan.pieces.size(); ++i) {
+      const auto& readers = roles.source_readers[plan.pieces[i].source];
+      const int writer = roles.file_writer[plan.tensors[plan.pieces[i].tensor].file];
+      const bool reads = std::find(readers.begin(), readers.end(), writer) != readers.end();
+      EXPECT_EQ(roles.piece_reader[i] == writer, reads) << plan.pieces[i].key;
+      EXPECT_NE(std::find(readers.begin(), readers.end(), roles.piece_reader[i]), readers.end());
+    }
+    const auto remote = [&](const Roles& r) {
+      uint64_t bytes = 0;
+      for (const Message& m : BuildSchedule(plan, r, world, ScheduleOptions()).messages) {
+        if (m.from != m.to) bytes += m.bytes;
+      }
+      return bytes;
+    };
+    remote_bytes += remote(roles);
+    dealt_remote_bytes += remote(dealt);
+    std::vector<uint64_t> load(world, 0);
+    uint64_t total = 0, largest = 0;
+    for (size_t f = 0; f < plan.files.size(); ++f) {
+      ASSERT_GE(roles.file_writer[f], 0);
+      ASSERT_LT(roles.file_writer[f], world);
+      load[roles.file_writer[f]] += plan.files[f].data_bytes;
+      total += plan.files[f].data_bytes;
+      largest = std::max(largest, plan.files[f].data_bytes);
+    }
+    for (uint64_t l : load) EXPECT_LE(l, total / world + total / world / 4 + largest);
+  }
+  EXPECT_LT(remote_bytes, dealt_remote_bytes * 19 / 20);
 }
 
 TEST(ScheduleTest, SkippedFilesHaveNoMessages) {

@@ -5,7 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/base/status_macros.h"
 #include "common/export/plan_codec.h"
-#include "common/fs/sha256.h"
+#include "common/fs/content_hash.h"
 #include "worker/core/plan_executor.h"
 
 namespace mxport::worker {
@@ -145,10 +145,10 @@ absl::Status WorkerAgent::StageAndCommit(int64_t generation, const std::string& 
   std::string sha;
   if (known != nullptr) {  // the executor hashed it when it finished the file
     size = known->size;
-    sha = known->sha256;
+    sha = known->content_hash;
   } else {
     ASSIGN_OR_RETURN(size, options_.fs->FileSize(staged));
-    ASSIGN_OR_RETURN(sha, fs::Sha256File(*options_.fs, staged));
+    ASSIGN_OR_RETURN(sha, fs::ContentHashFile(*options_.fs, staged));
   }
   if (options_.before_commit) RETURN_IF_ERROR(options_.before_commit(path));
   return options_.client->Commit(options_.job_id, generation, options_.index, resource, token,
@@ -172,6 +172,7 @@ absl::Status WorkerAgent::Execute(const Order& order) {
   o.chunk_bytes = options_.chunk_bytes;
   o.in_flight_bytes = options_.in_flight_bytes;
   o.self_transfer = options_.self_transfer;
+  o.quant_backend = options_.quant_backend;
   o.max_bytes_per_second = options_.max_bytes_per_second;
   o.skip_files.insert(order.committed.begin(), order.committed.end());
   o.publish = [&](const StagedFile& f) {

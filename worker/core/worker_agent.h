@@ -47,7 +47,7 @@ class CoordinatorClient {
   virtual absl::Status Commit(const std::string& job_id, int64_t generation, int64_t index,
                               const std::string& resource, int64_t token,
                               const std::string& staged_path, const std::string& path,
-                              uint64_t size, const std::string& sha256) = 0;
+                              uint64_t size, const std::string& content_hash) = 0;
   virtual absl::Status ReportFailure(const std::string& job_id, int64_t generation,
                                      int64_t index, const std::string& message) = 0;
   // NCCL bootstrap: rank 0 of a generation publishes its unique id, the others fetch it
@@ -76,9 +76,11 @@ class WorkerAgent {
     fs::FileSystem* fs = nullptr;
     CoordinatorClient* client = nullptr;
     TransportFactory make_transport;
-    uint64_t chunk_bytes = uint64_t{64} << 20;
+    uint64_t chunk_bytes = uint64_t{4} << 20;  // see PlanExecutor::Options
     uint64_t in_flight_bytes = uint64_t{1} << 30;  // host bytes for the data plane
     bool self_transfer = false;  // see PlanExecutor::Options
+    // Where this worker quantizes the chunks it writes (owned by the caller; nullptr: the CPU).
+    quant::Backend* quant_backend = nullptr;
     uint64_t max_bytes_per_second = 0;  // read pacing; 0: unlimited
     absl::Duration poll = absl::Seconds(1);
     // How often the agent reports liveness and progress (well under the coordinator's TTL).

@@ -158,7 +158,7 @@ class GrpcClient : public CoordinatorClient {
     req.set_staged_path(staged);
     req.set_path(path);
     req.set_size(size);
-    req.set_sha256(sha);
+    req.set_content_hash(sha);
     pb::CommitFileResponse resp;
     return Unary([&](grpc::ClientContext* ctx) { return stub_->CommitFile(ctx, req, &resp); });
   }

@@ -1,0 +1,78 @@
+#include "worker/core/buffer_pool.h"
+
+#include <algorithm>
+#include <utility>
+
+namespace mxport::worker {
+
+BufferPool::Buffer& BufferPool::Buffer::operator=(Buffer&& other) noexcept {
+  if (this != &other) {
+    Release();
+    pool_ = std::exchange(other.pool_, nullptr);
+    data_ = std::move(other.data_);
+    size_ = std::exchange(other.size_, 0);
+    capacity_ = std::exchange(other.capacity_, 0);
+  }
+  return *this;
+}
+
+void BufferPool::Buffer::Release() {
+  if (pool_ != nullptr && data_ != nullptr) pool_->Return(std::move(data_), capacity_);
+  pool_ = nullptr;
+  data_.reset();
+  size_ = capacity_ = 0;
+}
+
+size_t BufferPool::Capacity(size_t size) const {
+  const size_t g = std::max<uint64_t>(1, options_.granularity);
+  if (size >= g) return (size + g - 1) / g * g;
+  size_t c = 64;
+  while (c < size) c <<= 1;
+  return std::min(c, g);
+}
+
+BufferPool::Buffer BufferPool::Acquire(size_t size) {
+  Buffer buffer;
+  buffer.pool_ = this;
+  buffer.size_ = size;
+  const size_t capacity = Capacity(size);
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = free_.lower_bound(capacity);
+    if (it != free_.end() && it->first <= capacity + capacity / 4) {
+      buffer.capacity_ = it->first;
+      buffer.data_ = std::move(it->second);
+      retained_ -= it->first;
+      free_.erase(it);
+      return buffer;
+    }
+    ++allocations_;
+  }
+  buffer.capacity_ = capacity;
+  buffer.data_.reset(new char[capacity]);  // uninitialised on purpose
+  return buffer;
+}
+
+void BufferPool::Return(std::unique_ptr<char[]> data, size_t capacity) {
+  absl::MutexLock lock(&mu_);
+  // Keep the newest; drop the largest kept ones while over the bound.
+  free_.emplace(capacity, std::move(data));
+  retained_ += capacity;
+  while (retained_ > options_.retain_bytes && !free_.empty()) {
+    auto largest = std::prev(free_.end());
+    retained_ -= largest->first;
+    free_.erase(largest);
+  }
+}
+
+uint64_t BufferPool::allocations() const {
+  absl::MutexLock lock(&mu_);
+  return allocations_;
+}
+
+uint64_t BufferPool::retained_bytes() const {
+  absl::MutexLock lock(&mu_);
+  return retained_;
+}
+
+}  // namespace mxport::worker
