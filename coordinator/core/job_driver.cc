@@ -243,8 +243,10 @@ absl::Status JobDriver::OnCommitted(const std::string& job_id, int64_t generatio
       order.sidecars.push_back({std::move(s.name), std::move(s.bytes)});
     }
     order.sidecars.push_back({kIndexFile, state.plan->IndexJson().dump(2) + "\n"});
+    // Every weight file is committed: the data plane's work is done, whatever the workers'
+    // last heartbeats said before their final one landed.
     RETURN_IF_ERROR(coordinator_->jobs()
-                        .UpdateProgress(job_id, generation, view.job.bytes_done,
+                        .UpdateProgress(job_id, generation, view.job.bytes_total,
                                         view.job.bytes_total,
                                         static_cast<int64_t>(committed.size()),
                                         static_cast<int64_t>(state.plan->files.size() +

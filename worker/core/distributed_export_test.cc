@@ -227,6 +227,8 @@ TEST_F(DistributedExportTest, FewerAndMoreWorkersThanSourceFiles) {
     for (auto& t : threads) t.join();
     ASSERT_OK_AND_ASSIGN(auto view, coordinator_->GetJob(spec.job_id));
     EXPECT_EQ(view.job.phase, JobPhase::kSucceeded) << view.job.message;
+    EXPECT_GT(view.job.bytes_total, 0u);
+    EXPECT_EQ(view.job.bytes_done, view.job.bytes_total);  // a finished job shows all of it
     ExpectSameFiles(spec, want);
     EXPECT_FALSE(fs::PosixFileSystem()->Exists(spec.output_path + "/.staging").ok())
         << "staging left behind";
