@@ -93,7 +93,7 @@ absl::StatusOr<JobView> Coordinator::View(const JobRecord& job) {
   ASSIGN_OR_RETURN(view.committed, options_.store->Commits(job.spec.job_id));
   absl::MutexLock lock(&mu_);
   if (auto it = live_progress_.find(job.spec.job_id);
-      it != live_progress_.end() && !IsTerminal(job.phase)) {
+      it != live_progress_.end() && job.phase < JobPhase::kFinalizing) {
     view.job.bytes_done = it->second.first;
     view.job.bytes_total = std::max(it->second.second, view.job.bytes_total);
   }
@@ -187,8 +187,11 @@ absl::StatusOr<Coordinator::Registration> Coordinator::RegisterWorker(
 absl::Status Coordinator::Heartbeat(const std::string& job_id, int64_t generation,
                                     int64_t index, uint64_t bytes_done, uint64_t bytes_total,
                                     const std::string& activity) {
-  RETURN_IF_ERROR(CurrentGeneration(job_id, generation).status());
+  ASSIGN_OR_RETURN(const JobRecord current, CurrentGeneration(job_id, generation));
   RETURN_IF_ERROR(workers_->Heartbeat(job_id, index, bytes_done, bytes_total, activity));
+  // Once every weight file is committed the job's progress is complete (JobDriver records
+  // it); workers' last heartbeats, which land in any order, must not take it back.
+  if (current.phase >= JobPhase::kFinalizing) return absl::OkStatus();
   uint64_t done = 0, total = 0;
   for (const WorkerInfo& w : workers_->Workers(job_id)) {
     done += w.bytes_done;
