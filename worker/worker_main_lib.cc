@@ -142,6 +142,7 @@ absl::Status RunWorkerDaemon(DaemonOptions options, std::atomic<bool>* stop) {
   client_options.coordinator_address = options.coordinator;
   client_options.host = hostname;
   client_options.gpu = options.gpu;
+  client_options.stop = stop;
   std::unique_ptr<CoordinatorClient> client = NewGrpcCoordinatorClient(client_options);
 
   WorkerAgent::Options agent_options;

@@ -203,6 +203,8 @@ class GrpcClient : public CoordinatorClient {
     return msg;
   }
 
+  bool stopping() const { return options_.stop != nullptr && options_.stop->load(); }
+
   // Retries UNAVAILABLE with backoff; every attempt has its own deadline.
   absl::Status Unary(const std::function<grpc::Status(grpc::ClientContext*)>& call) {
     absl::Duration backoff = absl::Milliseconds(100);
@@ -213,7 +215,11 @@ class GrpcClient : public CoordinatorClient {
       if (s.error_code() != grpc::StatusCode::UNAVAILABLE || attempt >= options_.retries) {
         return FromGrpc(s);
       }
-      absl::SleepFor(backoff);  // waiting for a coordinator to come back, not timing a test
+      // Waiting for a coordinator to come back, in slices so a stop is seen promptly.
+      for (absl::Time until = absl::Now() + backoff; absl::Now() < until;) {
+        if (stopping()) return absl::CancelledError("worker stopping; coordinator call abandoned");
+        absl::SleepFor(std::min(absl::Milliseconds(50), until - absl::Now()));
+      }
       backoff = std::min(backoff * 2, options_.max_backoff);
     }
   }

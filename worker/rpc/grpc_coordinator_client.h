@@ -8,6 +8,7 @@
 #ifndef MXPORT_WORKER_RPC_GRPC_COORDINATOR_CLIENT_H_
 #define MXPORT_WORKER_RPC_GRPC_COORDINATOR_CLIENT_H_
 
+#include <atomic>
 #include <memory>
 #include <string>
 
@@ -21,6 +22,8 @@ struct GrpcClientOptions {
   absl::Duration call_timeout = absl::Seconds(30);
   absl::Duration max_backoff = absl::Seconds(10);
   int retries = 12;  // for UNAVAILABLE
+  // When set and true, retries stop and the call returns Cancelled (SIGTERM during backoff).
+  const std::atomic<bool>* stop = nullptr;
   std::string host;  // reported at registration
   int64_t gpu = -1;
 };
