@@ -14,8 +14,9 @@ numpy: PyTorch 1.13 has no float8 dtype) and checked against the original instea
   - block FP8 (weight F8_E4M3 [out,in], weight_scale_inv F32 [ceil(out/128),ceil(in/128)]):
     scale_inv == tile_amax/448 (1 for an all-zero tile), |w - dq| <= |w|/16 + scale_inv/1024;
   - FP8 per tensor (weight F8_E4M3 [out,in], weight_scale F32 [], input_scale F32 [1]):
-    weight_scale == amax/448 (amax maxed over fused siblings: the ModelOpt fixtures calibrate
-    with the true amax), |w - dq| <= |w|/16 + weight_scale/1024;
+    weight_scale == amax/448 with the amax maxed over fused siblings (mode fp8 computes it; the
+    ModelOpt fixtures calibrate with the true amax, so checkpoint_fp8 reads the same),
+    |w - dq| <= |w|/16 + weight_scale/1024;
   - input_scale (NVFP4 F32 [], FP8 F32 [1]; from the checkpoint's activation amax, so only its
     form is checked here): finite and positive, equal across fused siblings; each module's
     declared quant_algo (uniform, or MIXED_PRECISION quantized_layers) matches its tensors:

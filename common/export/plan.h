@@ -104,9 +104,9 @@ struct Piece {
 // A ModelOpt per-tensor amax in a rank file (quantizer_keys.h): BuildPlan records each
 // `<module>.weight_quantizer[.<i>]._amax` and `<module>.input_quantizer._amax` of a linear it maps
 // (numel 1) instead of mapping it to a tensor; a quantized export (quantize_plan.h: modes
-// "checkpoint" and "fp8" all of them, "nvfp4" the activation amax) reads them. A
-// TEGroupedMLP's shared input amax is recorded once per local expert; replicas (TP, DP) are all
-// recorded (they hold the same value; the max is used).
+// "checkpoint" and "checkpoint_fp8" all of them, "nvfp4" and "fp8" the activation amax) reads
+// them. A TEGroupedMLP's shared input amax is recorded once per local expert; replicas (TP, DP)
+// are all recorded (they hold the same value; the max is used).
 struct AmaxSource {
   bool input = false;                // input_quantizer (activations); else weight_quantizer
   std::vector<std::string> weights;  // the HF weights it calibrates (q/k/v, gate/up: several)

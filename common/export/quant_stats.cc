@@ -97,7 +97,8 @@ void CombineOptional(std::optional<float>& into, const std::optional<float>& fro
   into = into.has_value() ? quant::CombineAbsMax(*into, *from) : *from;
 }
 
-// The plan takes amax from the checkpoint (modes checkpoint, fp8; nvfp4 activation amax).
+// The plan takes amax from the checkpoint (modes checkpoint, checkpoint_fp8; nvfp4 and fp8 their
+// activation amax).
 bool UsesCheckpointAmax(const ExportPlan& plan) {
   return !plan.amax_sources.empty() && IsQuantized(plan);
 }

@@ -1,8 +1,8 @@
-// Quantized exports that re-export a ModelOpt calibration (modes "checkpoint" and "fp8") of
-// the ModelOpt fixtures (make_megatron_fixtures.py modelopt_state): scales are checked against
-// the amax read here from the rank files, dequantized weights against the HF originals, the
-// TP=2 and TP=1 layouts of the model must give identical files, and the statistics must carry
-// the checkpoint amax between processes.
+// Quantized exports that re-export a ModelOpt calibration (modes "checkpoint" and
+// "checkpoint_fp8") of the ModelOpt fixtures (make_megatron_fixtures.py modelopt_state): scales
+// are checked against the amax read here from the rank files, dequantized weights against the HF
+// originals, the TP=2 and TP=1 layouts of the model must give identical files, and the
+// statistics must carry the checkpoint amax between processes.
 #include <cmath>
 #include <cstring>
 #include <map>
@@ -202,7 +202,7 @@ TEST_F(QuantizeCheckpointTest, ScalesComeFromTheCheckpointAmaxAndTpDoesNotMatter
   const Tensors original = testutil::LayoutOriginal(tp1);
   const std::map<std::string, Expect> expected = Expected(tp1, original);
   ASSERT_EQ(expected.size(), static_cast<size_t>(kLayers * (4 + 3 * kExperts)));
-  for (const std::string mode : {"checkpoint", "fp8"}) {
+  for (const std::string mode : {"checkpoint", "checkpoint_fp8"}) {
     SCOPED_TRACE(mode);
     Tensors got1, got2;
     const auto files1 = Export(tp1, mode, got1);
@@ -220,7 +220,7 @@ TEST_F(QuantizeCheckpointTest, SharedExpertIsCalibratedRouterAndGateAreNot) {
   const Json layout = Layout("qwen2_moe_tp2_ep2_modelopt");
   ASSERT_FALSE(layout.is_null());
   Tensors got;
-  const auto files = Export(layout, "fp8", got);
+  const auto files = Export(layout, "checkpoint_fp8", got);
   ASSERT_FALSE(files.empty());
   const Tensors original = testutil::LayoutOriginal(layout);
   for (int g = 0; g < 4; ++g) {
@@ -283,7 +283,7 @@ TEST_F(QuantizeCheckpointTest, SequentialExpertsHaveTheirOwnInputAmax) {
 
 TEST_F(QuantizeCheckpointTest, NeedsModelOptAmax) {
   const Json plain = Layout("qwen3_moe_ep2");
-  EXPECT_THAT(Plan(plain, "fp8").status(),
+  EXPECT_THAT(Plan(plain, "checkpoint_fp8").status(),
               StatusIs(absl::StatusCode::kFailedPrecondition,
                        HasSubstr("has no quantizer amax (<module>.weight_quantizer._amax)")));
   EXPECT_THAT(Plan(plain, "checkpoint").status(),

@@ -31,7 +31,7 @@ using quant_internal::Relayout;
 // What a mode takes from the checkpoint's ModelOpt quantizer state (ExportPlan::amax_sources).
 enum class AmaxUse {
   kNone,   // nothing: amax_sources are cleared
-  kInput,  // activation amax only: modules with one get input_scale, the others are weight-only
+  kInput,  // activation amax only: modules with one get input_scale, the others `weight_only`
   kAll,    // weight and activation amax: only the calibrated modules are quantized
 };
 
@@ -39,12 +39,18 @@ struct ModeInfo {
   absl::string_view mode;
   QuantAlgo algo;  // with activation amax where the mode reads it
   AmaxUse amax;
+  // The algorithm of a module without activation amax; kNone: the mode needs that amax
+  // (ModelOpt has no weight-only per-tensor FP8).
+  QuantAlgo weight_only = A::kNone;
 };
 
 const ModeInfo kModes[] = {
-    {"none", A::kNone, AmaxUse::kNone},           {"nvfp4", A::kNvfp4, AmaxUse::kInput},
-    {"fp8_block", A::kFp8Block, AmaxUse::kNone},  {"fp8", A::kFp8, AmaxUse::kAll},
-    {"checkpoint", A::kNvfp4, AmaxUse::kAll},
+    {"none", A::kNone, AmaxUse::kNone},
+    {"nvfp4", A::kNvfp4, AmaxUse::kInput, A::kW4A16Nvfp4},
+    {"fp8", A::kFp8, AmaxUse::kInput},
+    {"fp8_block", A::kFp8Block, AmaxUse::kNone},
+    {"checkpoint", A::kNvfp4, AmaxUse::kAll, A::kW4A16Nvfp4},
+    {"checkpoint_fp8", A::kFp8, AmaxUse::kAll},
 };
 
 // The QuantPart of each tensor QuantizedTensorsFor lists.
@@ -144,18 +150,44 @@ bool Covers(const std::set<std::string>& names, const std::string& weight) {
   return names.count(weight) > 0 || names.count(quant_internal::ExpertPattern(weight)) > 0;
 }
 
-// The algorithm `mode` gives each module (module_tensor: its weight's index) before
-// exclusions; kNone for a module the mode leaves unquantized (quantize_plan.h).
+// What a mode that needs activation amax says about modules without it: `names` (HF modules),
+// the first few of them.
+std::string MissingInputAmax(const ModeInfo& mode, const std::vector<std::string>& names) {
+  constexpr size_t kShown = 3;
+  std::vector<std::string> shown(names.begin(),
+                                 names.begin() + std::min(names.size(), kShown));
+  std::string which = absl::StrJoin(shown, ", ");
+  if (names.size() > kShown) absl::StrAppend(&which, " and ", names.size() - kShown, " more");
+  return absl::StrCat(
+      "quantization '", mode.mode, "' sets each module's static input_scale from the "
+      "checkpoint's activation amax (<module>.input_quantizer._amax, a ModelOpt calibration), "
+      "and the checkpoint has none for ", which,
+      "; ModelOpt has no weight-only per-tensor FP8: exclude those modules (--quant-exclude), "
+      "or use 'fp8_block' (dynamic activations, no calibration) or 'nvfp4'");
+}
+
+// The algorithm `mode` gives each module (module_tensor: its weight's index; modules: its HF
+// name) that the policy keeps (kept); kNone for the others and for a module the mode leaves
+// unquantized (quantize_plan.h).
 absl::StatusOr<std::vector<QuantAlgo>> ModeAlgorithms(const ExportPlan& plan,
                                                       const ModeInfo& mode,
-                                                      const std::vector<int>& module_tensor) {
-  std::vector<QuantAlgo> out(module_tensor.size(), mode.algo);
+                                                      const std::vector<int>& module_tensor,
+                                                      const std::vector<std::string>& modules,
+                                                      const std::vector<bool>& kept) {
+  std::vector<QuantAlgo> out(module_tensor.size(), A::kNone);
+  for (size_t m = 0; m < out.size(); ++m) {
+    if (kept[m]) out[m] = mode.algo;
+  }
   if (mode.amax == AmaxUse::kNone) return out;
   const Calibration cal = CalibrationOf(plan);
   if (mode.amax == AmaxUse::kInput) {
-    for (size_t m = 0; m < module_tensor.size(); ++m) {
-      if (!Covers(cal.input, plan.tensors[module_tensor[m]].name)) out[m] = A::kW4A16Nvfp4;
+    std::vector<std::string> missing;
+    for (size_t m = 0; m < out.size(); ++m) {
+      if (out[m] == A::kNone || Covers(cal.input, plan.tensors[module_tensor[m]].name)) continue;
+      out[m] = mode.weight_only;
+      if (mode.weight_only == A::kNone) missing.push_back(modules[m]);
     }
+    if (!missing.empty()) return absl::FailedPreconditionError(MissingInputAmax(mode, missing));
     return out;
   }
   if (cal.weight.empty()) {
@@ -163,13 +195,15 @@ absl::StatusOr<std::vector<QuantAlgo>> ModeAlgorithms(const ExportPlan& plan,
         "quantization '", mode.mode, "' re-exports a ModelOpt calibration, but the checkpoint "
         "has no quantizer amax (<module>.weight_quantizer._amax)"));
   }
-  if (cal.input.empty() && mode.algo == A::kFp8) {
-    return absl::FailedPreconditionError(
-        "quantization 'fp8' needs activation amax (<module>.input_quantizer._amax) for its "
-        "static input_scale, and the checkpoint has none; use 'checkpoint' or 'fp8_block'");
+  if (cal.input.empty() && mode.weight_only == A::kNone) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "quantization '", mode.mode, "' needs activation amax (<module>.input_quantizer._amax) "
+        "for its static input_scale, and the checkpoint has none; use 'checkpoint' or "
+        "'fp8_block'"));
   }
-  const QuantAlgo algo = cal.input.empty() ? A::kW4A16Nvfp4 : mode.algo;
-  for (size_t m = 0; m < module_tensor.size(); ++m) {
+  const QuantAlgo algo = cal.input.empty() ? mode.weight_only : mode.algo;
+  for (size_t m = 0; m < out.size(); ++m) {
+    if (out[m] == A::kNone) continue;
     const std::string& name = plan.tensors[module_tensor[m]].name;
     out[m] = Covers(cal.weight, name) ? algo : A::kNone;
     if (out[m] != A::kNone && !cal.input.empty() && !Covers(cal.input, name)) {
@@ -238,20 +272,23 @@ absl::StatusOr<ExportPlan> ApplyQuantization(ExportPlan plan, const QuantRequest
     modules.push_back(std::move(module));
     module_tensor.push_back(static_cast<int>(i));
   }
-  ASSIGN_OR_RETURN(const std::vector<QuantAlgo> mode_algo,
-                   ModeAlgorithms(plan, *mode, module_tensor));
   QuantPolicy policy;
-  policy.algo = mode->algo;  // any algorithm: a module kept becomes its mode_algo below
+  policy.algo = mode->algo;  // any algorithm: a kept module gets ModeAlgorithms' below
   policy.exclude = request.exclude;
   ASSIGN_OR_RETURN(std::vector<ModuleQuant> assigned, AssignQuantization(modules, policy));
+  std::vector<bool> kept(assigned.size());
+  for (size_t m = 0; m < assigned.size(); ++m) {
+    kept[m] = assigned[m].algo != A::kNone &&
+              FindLinearRole(plan.tensors[module_tensor[m]].role)->quantizable;
+  }
+  ASSIGN_OR_RETURN(const std::vector<QuantAlgo> mode_algo,
+                   ModeAlgorithms(plan, *mode, module_tensor, modules, kept));
 
   // Fused siblings must be quantized alike: a loader fuses them into one module.
   std::map<std::string, std::vector<size_t>> fused;
   for (size_t m = 0; m < assigned.size(); ++m) {
-    const HfTensor& t = plan.tensors[module_tensor[m]];
-    const bool kept = assigned[m].algo != A::kNone && FindLinearRole(t.role)->quantizable;
-    assigned[m].algo = kept ? mode_algo[m] : A::kNone;
-    fused[FusionKey(t.name)].push_back(m);
+    assigned[m].algo = mode_algo[m];
+    fused[FusionKey(plan.tensors[module_tensor[m]].name)].push_back(m);
   }
   for (const auto& [key, members] : fused) {
     for (size_t m : members) {

@@ -11,28 +11,34 @@
 // name, the rest by name) and max_shard_size, a module's weight and scales always in one file
 // (weight first, scales right after it); pieces end up sorted by (tensor, dst_row, dst_col).
 // Modes: "none" (the plan unchanged); "fp8_block" (128x128 tiles, weight_scale_inv, dynamic
-// activations); "nvfp4": NVFP4 for every module the policy quantizes, weight amax from the
-// weights (a checkpoint's weight amax is never read). A module whose activation amax the
-// checkpoint holds (amax_sources with `input`: a ModelOpt calibration) is NVFP4 with
-// input_scale = input amax/(6*448), F32 [], exactly as "checkpoint" computes it (an expert
-// without its own input amax takes the max over its layer projection's experts); every other
-// module is W4A16_NVFP4 (no input_scale). Without activation amax in the checkpoint that is every
-// module; with some, the configs are MIXED_PRECISION, each layer declared as it is written.
-// Two modes re-export a ModelOpt calibration, reading the plan's amax_sources (plan.h):
-//   "checkpoint": NVFP4 for exactly the modules calibrated in the checkpoint (those with a
-//     weight_quantizer amax) and every routed expert of a layer projection (gate/up, down) with
-//     at least one calibrated expert (rule 9). weight_scale_2 = amax/(6*448) with amax the
-//     checkpoint's weight amax, maxed over fused siblings; an expert without its own weight
-//     amax uses the amax computed from its weight. input_scale as for "nvfp4".
-//     A checkpoint with no input amax at all gives W4A16_NVFP4 (no input_scale) instead.
-//   "fp8": FP8 per tensor for the same modules: weight_scale = amax/448 (F32 []), weight
-//     e4m3(clamp(w/weight_scale)), input_scale = input amax/448 (F32 [1]). FailedPrecondition
-//     when the checkpoint has no input amax.
+// activations). Two modes quantize every module the policy quantizes from its weights (weight
+// amax computed, maxed over fused siblings; a checkpoint's weight amax is never read) and read
+// only the activation amax a checkpoint may hold (amax_sources with `input`: a ModelOpt
+// calibration; an expert without its own input amax takes the max over its layer projection's
+// experts):
+//   "nvfp4": a module with activation amax is NVFP4 with input_scale = input amax/(6*448),
+//     F32 [], exactly as "checkpoint" computes it; every other module is W4A16_NVFP4 (no
+//     input_scale). Without activation amax in the checkpoint that is every module; with some,
+//     the configs are MIXED_PRECISION, each layer declared as it is written.
+//   "fp8": FP8 per tensor: weight_scale = amax/448 (F32 []), weight e4m3(clamp(w/weight_scale)),
+//     input_scale = input amax/448 (F32 [1]), exactly as "checkpoint_fp8" computes it. ModelOpt
+//     has no weight-only per-tensor FP8, so a selected module without activation amax (every
+//     module of a checkpoint without quantizer state) is FailedPrecondition naming it and
+//     suggesting --quant-exclude, fp8_block or nvfp4.
+// Two modes re-export a ModelOpt calibration, reading the plan's amax_sources (plan.h): they
+// quantize exactly the modules calibrated in the checkpoint (those with a weight_quantizer
+// amax) and every routed expert of a layer projection (gate/up, down) with at least one
+// calibrated expert (rule 9), with the checkpoint's weight amax, maxed over fused siblings (an
+// expert without its own weight amax uses the amax computed from its weight):
+//   "checkpoint": NVFP4, weight_scale_2 = amax/(6*448), input_scale as for "nvfp4". A
+//     checkpoint with no input amax at all gives W4A16_NVFP4 (no input_scale) instead.
+//   "checkpoint_fp8": FP8 per tensor, the tensors of "fp8". FailedPrecondition when the
+//     checkpoint has no input amax.
 // Both fail with FailedPrecondition when the checkpoint has no weight amax, and with
-// InvalidArgument naming a selected module that has no input amax while others do. The
-// quantized plan keeps only the amax_sources it reads: all of them (checkpoint, fp8), the
-// activation amax of modules with input_scale (nvfp4), none (fp8_block). Unknown modes are
-// InvalidArgument listing the modes.
+// InvalidArgument naming a selected module that has no input amax while others do. Excluded
+// modules are never checked for amax. The quantized plan keeps only the amax_sources it reads:
+// all of them (checkpoint, checkpoint_fp8), the activation amax of modules with input_scale
+// (nvfp4, fp8), none (fp8_block). Unknown modes are InvalidArgument listing the modes.
 //
 // Execution of a quantized plan (ExecutePlanLocally does exactly this; a distributed executor
 // splits the loops over workers):
@@ -41,11 +47,11 @@
 //      sets Merge in any order to the same bytes (Serialize/Parse carry them between
 //      processes). Finish once everything is merged: it checks that every quantized weight was
 //      covered exactly once and maxes the amax over fused siblings (stat_group). A plan with
-//      amax_sources (modes checkpoint, fp8; nvfp4 with activation amax) also needs the
-//      checkpoint's amax: Finish reads them with the SourceReader it is given (a few scalars,
-//      read by whoever finishes), or a ReadCheckpointAmax call before Finish; without either
-//      Finish is FailedPrecondition.
-//      Read checkpoint amax travels with the rest (Merge, Serialize).
+//      amax_sources (modes checkpoint, checkpoint_fp8, fp8; nvfp4 with activation amax) also
+//      needs the checkpoint's amax: Finish reads them with the SourceReader it is given (a few
+//      scalars, read by whoever finishes), or a ReadCheckpointAmax call before Finish; without
+//      either Finish is FailedPrecondition. Read checkpoint amax travels with the rest (Merge,
+//      Serialize).
 //   2. Writing. For every chunk of every tensor, QuantizeChunk then ScatterQuantized (plain
 //      copies for unquantized tensors, exactly ScatterPiece); for every kWeightScale2 and
 //      kScaleInv tensor, ScaleTensorBytes written at offset 0. kBlockScales tensors are written
@@ -81,7 +87,7 @@
 namespace mxport::exporter {
 
 struct QuantRequest {
-  std::string mode = "none";         // none | nvfp4 | fp8_block | fp8 | checkpoint
+  std::string mode = "none";         // QuantModes(), see above
   std::vector<std::string> exclude;  // fnmatch patterns of HF module names left unquantized
   // The PlanOptions::max_shard_size the plan was built with.
   uint64_t max_shard_size = PlanOptions{}.max_shard_size;

@@ -384,21 +384,24 @@ TEST(QuantizePlanTest, CheckpointModesSelectTheCalibratedModules) {
                                 {}}});
   s.plan.amax_sources.push_back(
       {false, {"model.layers.0.mlp.down_proj.weight"}, 0, 0, "w", DType::kFloat32});
-  // Weight amax only: checkpoint is weight-only NVFP4, fp8 cannot set its input_scale.
+  // Weight amax only: checkpoint is weight-only NVFP4, checkpoint_fp8 cannot set its
+  // input_scale.
   ASSERT_OK_AND_ASSIGN(ExportPlan w4a16, ApplyQuantization(s.plan, {"checkpoint", {}}));
   std::map<std::string, QuantAlgo> algo;
   for (const HfTensor& t : w4a16.tensors) algo[t.name] = t.quant;
   EXPECT_EQ(algo["model.layers.0.mlp.down_proj.weight"], QuantAlgo::kW4A16Nvfp4);
   EXPECT_EQ(algo["model.layers.0.mlp.up_proj.weight"], QuantAlgo::kNone);  // not calibrated
   EXPECT_FALSE(algo.contains("model.layers.0.mlp.down_proj.input_scale"));
-  EXPECT_THAT(ApplyQuantization(s.plan, {"fp8", {}}),
+  EXPECT_THAT(ApplyQuantization(s.plan, {"checkpoint_fp8", {}}),
               StatusIs(absl::StatusCode::kFailedPrecondition,
-                       HasSubstr("needs activation amax (<module>.input_quantizer._amax)")));
+                       AllOf(HasSubstr("'checkpoint_fp8' needs activation amax "
+                                       "(<module>.input_quantizer._amax)"),
+                             HasSubstr("use 'checkpoint' or 'fp8_block'"))));
   // With an input amax: NVFP4 and FP8 with input_scale.
   s.plan.amax_sources.push_back(
       {true, {"model.layers.0.mlp.down_proj.weight"}, 0, 0, "i", DType::kFloat32});
   for (const auto& [mode, want] : std::vector<std::pair<std::string, QuantAlgo>>{
-           {"checkpoint", QuantAlgo::kNvfp4}, {"fp8", QuantAlgo::kFp8}}) {
+           {"checkpoint", QuantAlgo::kNvfp4}, {"checkpoint_fp8", QuantAlgo::kFp8}}) {
     ASSERT_OK_AND_ASSIGN(ExportPlan plan, ApplyQuantization(s.plan, {mode, {}}));
     std::map<std::string, const HfTensor*> by_name;
     for (const HfTensor& t : plan.tensors) by_name[t.name] = &t;
@@ -444,12 +447,16 @@ TEST(QuantizePlanTest, ErrorsNameTheTensorAndTheAllowedModes) {
   EXPECT_THAT(ApplyQuantization(s.plan, {"fp8_block", {}}), IsOk());
   EXPECT_THAT(ApplyQuantization(s.plan, {"int4", {}}),
               StatusIs(absl::StatusCode::kInvalidArgument,
-                       HasSubstr("unknown quantization 'int4'; accepted: none, nvfp4, "
-                                 "fp8_block, fp8, checkpoint")));
+                       HasSubstr("unknown quantization 'int4'; accepted: none, nvfp4, fp8, "
+                                 "fp8_block, checkpoint, checkpoint_fp8")));
   // No quantizer state in the checkpoint.
-  EXPECT_THAT(ApplyQuantization(s.plan, {"fp8", {}}),
+  EXPECT_THAT(ApplyQuantization(s.plan, {"checkpoint_fp8", {}}),
               StatusIs(absl::StatusCode::kFailedPrecondition,
                        HasSubstr("has no quantizer amax (<module>.weight_quantizer._amax)")));
+  EXPECT_THAT(ApplyQuantization(s.plan, {"fp8", {}}),
+              StatusIs(absl::StatusCode::kFailedPrecondition,
+                       AllOf(HasSubstr("has none for model.layers.0.mlp.down_proj;"),
+                             HasSubstr("'fp8_block' (dynamic activations, no calibration)"))));
   EXPECT_THAT(ApplyQuantization(s.plan, {"checkpoint", {}}),
               StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("ModelOpt calibration")));
   EXPECT_THAT(ApplyQuantization(s.plan, {"fp8_block", {"*.nothing"}}),

@@ -197,6 +197,12 @@ absl::Status Coordinator::Heartbeat(const std::string& job_id, int64_t generatio
     done += w.bytes_done;
     total += w.bytes_total;
   }
+  // Workers count their own work (bytes read and sent, received and written), so a byte that
+  // crosses the data plane counts twice. The job shows the same fraction of the plan's bytes.
+  if (current.bytes_total > 0 && total > 0) {
+    done = static_cast<uint64_t>(static_cast<long double>(current.bytes_total) * done / total);
+    total = current.bytes_total;
+  }
   // Progress lives in memory; the store gets it at most every progress_persist_interval, so
   // heartbeats never wait for a disk flush.
   bool persist = false;

@@ -39,8 +39,9 @@ const PhaseInfo* FindPhase(JobPhase phase) {
 }
 
 constexpr std::array<absl::string_view, 3> kTransports = {"auto", "nccl", "tcp"};
-constexpr std::array<absl::string_view, 5> kQuantizations = {"none", "checkpoint", "fp8",
-                                                             "nvfp4", "fp8_block"};
+// The modes of common/export/quantize_plan.h, in QuantModes() order.
+constexpr std::array<absl::string_view, 6> kQuantizations = {
+    "none", "nvfp4", "fp8", "fp8_block", "checkpoint", "checkpoint_fp8"};
 constexpr size_t kMaxJobIdLength = 128;
 
 template <size_t N>

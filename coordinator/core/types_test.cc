@@ -158,7 +158,8 @@ TEST(ValidateJobSpecTest, AcceptsAValidSpec) {
     spec.transport = transport;
     EXPECT_OK(ValidateJobSpec(spec));
   }
-  for (const char* quantization : {"none", "checkpoint", "fp8", "nvfp4", "fp8_block"}) {
+  for (const char* quantization :
+       {"none", "nvfp4", "fp8", "fp8_block", "checkpoint", "checkpoint_fp8"}) {
     spec.quantization = quantization;
     EXPECT_OK(ValidateJobSpec(spec));
   }
@@ -183,8 +184,8 @@ TEST(ValidateJobSpecTest, RejectionsNameTheField) {
       {[](JobSpec& s) { s.transport = "ib"; }, "transport must be one of auto, nccl, tcp; got "
                                                "'ib'"},
       {[](JobSpec& s) { s.quantization = "int4"; }, "quantization must be one of none, "
-                                                    "checkpoint, fp8, nvfp4, fp8_block; got "
-                                                    "'int4'"},
+                                                    "nvfp4, fp8, fp8_block, checkpoint, "
+                                                    "checkpoint_fp8; got 'int4'"},
   };
   for (const Case& c : cases) {
     JobSpec spec = FullSpec();

@@ -3,10 +3,11 @@
 # --quantized (an independent Python reader that decodes E2M1/E4M3 by hand and bounds the
 # dequantization error against the HF original): NVFP4 on a layout whose TP boundaries cut
 # 16-element blocks (experts split 8+8 columns by ETP=2), NVFP4 with exclusions, block FP8,
-# the ModelOpt-calibrated layouts in modes checkpoint (NVFP4 + input_scale), fp8 (per tensor)
-# and nvfp4 (weight amax from the weights, input_scale from the activation amax: declared NVFP4,
-# where the same layout without quantizer state is W4A16_NVFP4), then the modes that must fail
-# with a clear message.
+# the ModelOpt-calibrated layouts in modes checkpoint (NVFP4 + input_scale), checkpoint_fp8
+# (per tensor), and nvfp4 and fp8 (weight amax from the weights, input_scale from the activation
+# amax: nvfp4 declared NVFP4 where the same layout without quantizer state is W4A16_NVFP4; fp8
+# byte-identical to checkpoint_fp8, as the fixtures calibrate with the weights' true amax), then
+# the modes that must fail with a clear message.
 # Usage: quantized_export.sh MXPORT FIXTURES_DIR
 set -uo pipefail
 MXPORT=$1
@@ -65,6 +66,15 @@ fi
 export_and_check checkpoint_tp2 qwen3_moe_tp2_ep2_modelopt qwen3_moe --quantization checkpoint
 export_and_check checkpoint_tp1 qwen3_moe_ep2_modelopt qwen3_moe --quantization checkpoint
 export_and_check fp8_tp2 qwen3_moe_tp2_ep2_modelopt qwen3_moe --quantization fp8
+export_and_check checkpoint_fp8_tp2 qwen3_moe_tp2_ep2_modelopt qwen3_moe \
+  --quantization checkpoint_fp8
+if diff -r "$WORK/fp8_tp2" "$WORK/checkpoint_fp8_tp2" >/dev/null; then
+  echo "ok   fp8 (weight amax computed) equals checkpoint_fp8 (weight amax read)"
+  passes=$((passes + 1))
+else
+  echo "FAIL fp8 and checkpoint_fp8 exports of a calibrated layout differ"
+  failures=$((failures + 1))
+fi
 if diff -r "$WORK/checkpoint_tp2" "$WORK/checkpoint_tp1" >/dev/null; then
   echo "ok   checkpoint exports of TP=2 and TP=1 are identical"; passes=$((passes + 1))
 else
@@ -85,7 +95,8 @@ if grep -q '"quant_algo": "W4A16_NVFP4"' "$WORK/nvfp4_etp2/hf_quant_config.json"
 else
   echo "FAIL nvfp4 without quantizer state is not weight-only"; failures=$((failures + 1))
 fi
-for pair in "checkpoint_tp1 NVFP4" "fp8_tp2 FP8" "nvfp4_modelopt_tp2 NVFP4"; do
+for pair in "checkpoint_tp1 NVFP4" "fp8_tp2 FP8" "checkpoint_fp8_tp2 FP8" \
+    "nvfp4_modelopt_tp2 NVFP4"; do
   set -- $pair
   if grep -q "\"quant_algo\": \"$2\"" "$WORK/$1/hf_quant_config.json" &&
       grep -q '"kv_cache_quant_algo": null' "$WORK/$1/hf_quant_config.json" &&
@@ -105,18 +116,27 @@ else
 fi
 
 LAYOUT="--source $FIXTURES/layouts/qwen3_moe_ep2 --hf-config $FIXTURES/models/qwen3_moe/hf"
-expect_failure "fp8 needs calibration" "has no quantizer amax" \
+expect_failure "fp8 needs activation amax, naming a module" \
+  "and the checkpoint has none for model.layers.0." \
   "$MXPORT" export $LAYOUT --output "$WORK/fp8" --quantization fp8
+expect_failure "fp8 without activation amax suggests fp8_block" \
+  "use 'fp8_block' (dynamic activations, no calibration) or 'nvfp4'" \
+  "$MXPORT" export $LAYOUT --output "$WORK/fp8" --quantization fp8
+expect_failure "checkpoint_fp8 needs calibration" "has no quantizer amax" \
+  "$MXPORT" export $LAYOUT --output "$WORK/ckpt_fp8" --quantization checkpoint_fp8
 expect_failure "checkpoint mode needs quantizer state" "re-exports a ModelOpt calibration" \
   "$MXPORT" export $LAYOUT --output "$WORK/ckpt" --quantization checkpoint
-expect_failure "unknown mode lists the modes" "accepted: none, nvfp4, fp8_block, fp8, checkpoint" \
+expect_failure "unknown mode lists the modes" \
+  "accepted: none, nvfp4, fp8, fp8_block, checkpoint, checkpoint_fp8" \
   "$MXPORT" export $LAYOUT --output "$WORK/int4" --quantization int4
 expect_failure "an exclusion matching nothing" "'*.no_such_module'" \
   "$MXPORT" export $LAYOUT --output "$WORK/typo" --quantization nvfp4 \
   --quant-exclude '*.no_such_module'
-if [ -e "$WORK/fp8/model.safetensors.index.json" ]; then
-  echo "FAIL fp8 wrote an export"; failures=$((failures + 1))
-fi
+for failed in fp8 ckpt_fp8; do
+  if [ -e "$WORK/$failed/model.safetensors.index.json" ]; then
+    echo "FAIL $failed wrote an export"; failures=$((failures + 1))
+  fi
+done
 
 echo "$passes passed, $failures failed"
 [ "$failures" -eq 0 ]

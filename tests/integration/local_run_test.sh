@@ -50,6 +50,7 @@ check qwen3_moe_tp2_pp2_ep4 qwen3_moe 5 nvfp4
 check qwen3_moe_tp2_ep2_etp2 qwen3_moe 3 fp8_block
 check mixtral_tp2_pp2_ep2 mixtral 12 nvfp4
 check qwen3_moe_tp2_ep2_modelopt qwen3_moe 4 checkpoint  # scales from ModelOpt amax
-check qwen2_moe_pp2_ep4_seq_modelopt qwen2_moe 6 fp8
+check qwen3_moe_tp2_ep2_modelopt qwen3_moe 3 fp8  # weight amax computed, input amax read
+check qwen2_moe_pp2_ep4_seq_modelopt qwen2_moe 6 checkpoint_fp8
 echo "$passes passed, $failures failed"
 [ "$failures" -eq 0 ]

@@ -24,7 +24,7 @@ struct LocalRunOptions {
   int workers = 2;
   std::string transport = "tcp";  // or "nccl": worker i uses GPU i
   std::vector<std::string> worker_args;
-  std::string quantization = "none";  // none | nvfp4 | fp8_block (see quantize_plan.h)  // passed to every mxport-worker as given
+  std::string quantization = "none";  // a mode of quantize_plan.h, passed to every worker as given
   std::string job_id;  // default: local-<time>
   int timeout_seconds = 3600;
 };

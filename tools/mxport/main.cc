@@ -11,6 +11,14 @@
 #include "tools/mxport/export_command.h"
 #include "tools/mxport/plan_command.h"
 
+// The --quantization modes (common/export/quantize_plan.h).
+constexpr char kQuantizationHelp[] =
+    "none | nvfp4 (from the weights; input scales where the checkpoint has ModelOpt activation "
+    "amax, else W4A16) | fp8 (per-tensor FP8 from the weights; input scales from ModelOpt "
+    "activation amax, which every quantized module needs) | fp8_block (128x128, dynamic "
+    "activations) | checkpoint (NVFP4 from a ModelOpt calibration) | checkpoint_fp8 (per-tensor "
+    "FP8 from a ModelOpt calibration)";
+
 int main(int argc, char** argv) {
   CLI::App app{"mxport: export Megatron-Core MoE checkpoints to Hugging Face safetensors"};
   app.require_subcommand(1);
@@ -34,10 +42,7 @@ int main(int argc, char** argv) {
     cmd->add_option("--max-shard-size", plan.max_shard_size, "e.g. 5GB (default 5GiB)");
     cmd->add_option("--expert-map", plan.expert_map_file,
                     "JSON list of global expert ids per EP rank");
-    cmd->add_option("--quantization", plan.request.quantization.mode,
-                    "none | nvfp4 (W4A16; input scales where the checkpoint has ModelOpt "
-                    "activation amax) | fp8_block (128x128, dynamic activations) | checkpoint | "
-                    "fp8 (ModelOpt calibration)");
+    cmd->add_option("--quantization", plan.request.quantization.mode, kQuantizationHelp);
     cmd->add_option("--quant-exclude", plan.request.quantization.exclude,
                     "HF module pattern left unquantized, e.g. '*.self_attn.*' (repeatable)")
         ->take_all();
@@ -66,7 +71,7 @@ int main(int argc, char** argv) {
   local_cmd->add_option("--arch", local.architecture, "HF architecture");
   local_cmd->add_option("--max-shard-size", local.max_shard_size, "e.g. 5GB");
   local_cmd->add_option("--transport", local.transport, "tcp | nccl (worker i on GPU i)");
-  local_cmd->add_option("--quantization", local.quantization, "none | nvfp4 | fp8_block");
+  local_cmd->add_option("--quantization", local.quantization, kQuantizationHelp);
   local_cmd->add_option("--worker-arg", local.worker_args,
                         "Flag for every worker, e.g. --worker-arg=--max-read-rate=1000000")
       ->allow_extra_args(false);
@@ -94,7 +99,7 @@ int main(int argc, char** argv) {
   submit_cmd->add_option("--workers", submit.workers, "Number of workers expected");
   submit_cmd->add_option("--max-shard-size", submit.max_shard_size, "e.g. 5GB");
   submit_cmd->add_option("--transport", submit.transport, "auto | nccl | tcp");
-  submit_cmd->add_option("--quantization", submit.quantization, "none | checkpoint | fp8 | ...");
+  submit_cmd->add_option("--quantization", submit.quantization, kQuantizationHelp);
   submit_cmd->add_option("--output-dtype", submit.output_dtype, "e.g. bfloat16");
   submit_cmd->add_option("--label", submit.labels, "key=value (repeatable)")->take_all();
 

@@ -252,7 +252,8 @@ TEST_F(DistributedExportTest, QuantizedJobEqualsTheSingleProcessExport) {
   };
   for (const Case& c : {Case{"qwen3_moe_tp2_pp2_ep4", "nvfp4", "W4A16_NVFP4"},
                         Case{"qwen3_moe_tp2_ep2_modelopt", "checkpoint", "\"NVFP4\""},
-                        Case{"qwen3_moe_tp2_ep2_modelopt", "fp8", "\"FP8\""}}) {
+                        Case{"qwen3_moe_tp2_ep2_modelopt", "fp8", "\"FP8\""},
+                        Case{"qwen3_moe_tp2_ep2_modelopt", "checkpoint_fp8", "\"FP8\""}}) {
     SCOPED_TRACE(absl::StrCat(c.layout, " ", c.mode));
     ExpectQuantizedJobEqualsLocal(c.layout, c.mode, c.algo);
   }
@@ -339,6 +340,10 @@ TEST_F(DistributedExportTest, AWorkerDyingMidTransferCostsOneGeneration) {
   died.WaitForNotification();
   threads[1].join();
   ASSERT_OK_AND_ASSIGN(auto before, coordinator_->GetJob(spec.job_id));
+  // Mid-job the job's progress is a share of the plan's bytes, though workers count a byte
+  // that crosses the data plane twice (as sent and as written).
+  EXPECT_GT(before.job.bytes_total, 0u);
+  EXPECT_LE(before.job.bytes_done, before.job.bytes_total);
   std::map<std::string, coordinator::CommitRecord> committed_before;
   for (const auto& c : before.committed) committed_before[c.path] = c;
   ASSERT_FALSE(committed_before.empty());
@@ -360,6 +365,7 @@ TEST_F(DistributedExportTest, AWorkerDyingMidTransferCostsOneGeneration) {
   ASSERT_OK_AND_ASSIGN(auto view, coordinator_->GetJob(spec.job_id));
   EXPECT_EQ(view.job.phase, JobPhase::kSucceeded) << view.job.message;
   EXPECT_EQ(view.job.restarts, 1);
+  EXPECT_EQ(view.job.bytes_total, before.job.bytes_total);  // the plan's, not inflated
   ExpectSameFiles(spec, want);
   // Files committed before the death were not rewritten.
   for (const auto& c : view.committed) {

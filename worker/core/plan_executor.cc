@@ -307,7 +307,8 @@ absl::Status PlanExecutor::RunSteps() {
   for (size_t i = 0; i < schedule_.messages.size(); ++i) {
     const Message& m = schedule_.messages[i];
     if (m.from != rank_ && m.to != rank_) continue;
-    // Progress counts bytes where they land: the job's total is then the plan's bytes.
+    // Progress counts bytes as read: sent by this reader, and written by this writer.
+    if (m.from == rank_ && (m.to != rank_ || options_.self_transfer)) bytes_total_ += m.bytes;
     if (m.to == rank_) {
       bytes_total_ += m.bytes;
       ++files_[plan.tensors[m.chunk.tensor].file]->remaining;

@@ -78,7 +78,7 @@ class PlanExecutor {
   // Bytes this worker has read and sent, and received and written (for heartbeats).
   uint64_t bytes_sent() const { return bytes_sent_; }
   uint64_t bytes_written() const { return bytes_written_; }
-  // Bytes this worker will write in total (progress: bytes_written() of it).
+  // Bytes this worker will send plus write in total.
   uint64_t bytes_total() const { return bytes_total_; }
 
  private:

@@ -97,7 +97,7 @@ std::vector<absl::Status> RunAll(const exporter::ExportPlan& plan,
       PlanExecutor executor(o);
       status[r] = executor.Run();
       if (status[r].ok()) {
-        EXPECT_EQ(executor.bytes_written(), executor.bytes_total());
+        EXPECT_EQ(executor.bytes_sent() + executor.bytes_written(), executor.bytes_total());
         written += executor.bytes_written();
         ++succeeded;
       }
@@ -105,8 +105,8 @@ std::vector<absl::Status> RunAll(const exporter::ExportPlan& plan,
   }
   for (auto& t : threads) t.join();
   if (succeeded == static_cast<int>(group.size())) {
-    // Progress adds up to the bytes of the pieces this run writes (as read: a quantized
-    // weight's count in its source dtype), whoever wrote them.
+    // The writers wrote the bytes of the pieces this run writes (as read: a quantized
+    // weight's in its source dtype), whoever wrote them.
     uint64_t want = 0;
     for (const auto& p : plan.pieces) {
       const auto& t = plan.tensors[p.tensor];

@@ -184,7 +184,7 @@ absl::Status WorkerAgent::Execute(const Order& order) {
   std::atomic<bool> done{false};
   std::thread watcher([&] {
     while (!done && !stop_) {
-      MaybeHeartbeat(executor.bytes_written(), executor.bytes_total(),
+      MaybeHeartbeat(executor.bytes_sent() + executor.bytes_written(), executor.bytes_total(),
                      "transferring");
       auto orders = options_.client->NextOrders(options_.job_id, options_.index,
                                                 absl::Now() + absl::Milliseconds(50));
@@ -201,7 +201,7 @@ absl::Status WorkerAgent::Execute(const Order& order) {
   watcher.join();
   options_.client
       ->Heartbeat(options_.job_id, order.generation, options_.index,
-                  executor.bytes_written(), executor.bytes_total(),
+                  executor.bytes_sent() + executor.bytes_written(), executor.bytes_total(),
                   status.ok() ? "written" : "failed")
       .IgnoreError();
   return status;

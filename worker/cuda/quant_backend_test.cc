@@ -2,8 +2,9 @@
 // quant::Backend interface (three source dtypes, strided regions, block FP8 regions starting
 // inside a tile, values that reach every regime), through QuantizeChunk on the chunks of real
 // quantized plans (a synthetic weight whose TP splits cut NVFP4 blocks and FP8 tiles, and the
-// Megatron fixtures in modes nvfp4, fp8_block, checkpoint and fp8), and through a whole
-// distributed export by in-process workers, which must write the files of the CPU export.
+// Megatron fixtures in modes nvfp4, fp8_block, checkpoint, fp8 and checkpoint_fp8), and
+// through a whole distributed export by in-process workers, which must write the files of the
+// CPU export.
 // Skips, saying so, where no GPU is visible. The fixtures are read from $MXPORT_FIXTURES_DIR
 // when set (a device machine), else from the build tree.
 #include "worker/cuda/quant_backend.h"
@@ -276,7 +277,8 @@ TEST_F(CudaQuantBackendTest, ChunksOfFixturePlansEqualTheCpu) {
   for (const Case& c : {Case{"qwen3_moe_tp2_ep2_etp2", "nvfp4"},
                         Case{"qwen3_moe_tp2_ep2_etp2", "fp8_block"},
                         Case{"qwen3_moe_tp2_ep2_modelopt", "checkpoint"},
-                        Case{"qwen3_moe_tp2_ep2_modelopt", "fp8"}}) {
+                        Case{"qwen3_moe_tp2_ep2_modelopt", "fp8"},
+                        Case{"qwen3_moe_tp2_ep2_modelopt", "checkpoint_fp8"}}) {
     SCOPED_TRACE(absl::StrCat(c.layout, " ", c.mode));
     const ExportPlan plan = FixturePlan(c.layout, c.mode);
     ASSERT_TRUE(exporter::IsQuantized(plan));
