@@ -156,6 +156,9 @@ absl::Status RunWorkerDaemon(DaemonOptions options, std::atomic<bool>* stop) {
   agent_options.self_transfer = options.self_transfer;
   agent_options.max_bytes_per_second = options.max_bytes_per_second;
   agent_options.quant_backend = quant_backend;
+  agent_options.log = [index = options.index](const std::string& line) {
+    std::cerr << "mxport-worker " << index << ": " << line << "\n";
+  };
   agent_options.make_transport = [&options, &listener, &client, stop](const exporter::Order& order)
       -> absl::StatusOr<std::unique_ptr<transport::Transport>> {
     if (options.transport != "auto" && options.transport != order.transport) {

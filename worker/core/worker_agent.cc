@@ -81,6 +81,7 @@ absl::Status WorkerAgent::Run() {
           break;
         case Order::Kind::kAbort: {
           if (order.generation < generation_) continue;  // meant for a generation now over
+          Log(absl::StrCat("generation ", order.generation, " aborted by the coordinator"));
           AbortTransport();
           {
             absl::MutexLock lock(&mu_);
@@ -98,6 +99,7 @@ absl::Status WorkerAgent::Run() {
       if (stop_ || status.code() == absl::StatusCode::kCancelled) return status;
       if (status.code() == absl::StatusCode::kAborted ||
           status.code() == absl::StatusCode::kUnavailable) {
+        Log(absl::StrCat("generation ", generation_.load(), " stopped: ", status.ToString()));
         continue;  // the generation is ending: an Abort order follows
       }
       if (!status.ok()) {
@@ -109,6 +111,10 @@ absl::Status WorkerAgent::Run() {
     }
   }
   return absl::CancelledError(absl::StrCat("worker ", options_.index, " stopped"));
+}
+
+void WorkerAgent::Log(const std::string& line) {
+  if (options_.log) options_.log(line);
 }
 
 absl::Status WorkerAgent::Assign(const Order& order) {

@@ -87,6 +87,9 @@ class WorkerAgent {
     absl::Duration heartbeat_interval = absl::Seconds(3);
     // Test hook: called before each file is committed; an error stops the worker as if it died.
     std::function<absl::Status(const std::string& file)> before_commit;
+    // Called with a line for each generation this worker leaves (an abort order, or its data
+    // plane failing under it); unset: silent.
+    std::function<void(const std::string& line)> log;
   };
   explicit WorkerAgent(Options options) : options_(std::move(options)) {}
 
@@ -94,6 +97,7 @@ class WorkerAgent {
   void Stop();
 
  private:
+  void Log(const std::string& line);
   absl::Status Assign(const exporter::Order& order);
   absl::Status Execute(const exporter::Order& order);
   absl::Status Finalize(const exporter::Order& order);
