@@ -9,18 +9,33 @@ BufferPool::Buffer& BufferPool::Buffer::operator=(Buffer&& other) noexcept {
   if (this != &other) {
     Release();
     pool_ = std::exchange(other.pool_, nullptr);
-    data_ = std::move(other.data_);
+    data_ = std::exchange(other.data_, nullptr);
     size_ = std::exchange(other.size_, 0);
     capacity_ = std::exchange(other.capacity_, 0);
+    heap_ = other.heap_;
   }
   return *this;
 }
 
 void BufferPool::Buffer::Release() {
-  if (pool_ != nullptr && data_ != nullptr) pool_->Return(std::move(data_), capacity_);
+  if (pool_ != nullptr && data_ != nullptr) pool_->Return(Block{data_, heap_}, capacity_);
   pool_ = nullptr;
-  data_.reset();
+  data_ = nullptr;
   size_ = capacity_ = 0;
+}
+
+BufferPool::~BufferPool() {
+  absl::MutexLock lock(&mu_);
+  for (auto& [capacity, block] : free_) Drop(block);
+  free_.clear();
+}
+
+void BufferPool::Drop(Block block) {
+  if (block.heap) {
+    delete[] block.data;
+  } else {
+    options_.free(block.data);
+  }
 }
 
 size_t BufferPool::Capacity(size_t size) const {
@@ -41,7 +56,8 @@ BufferPool::Buffer BufferPool::Acquire(size_t size) {
     auto it = free_.lower_bound(capacity);
     if (it != free_.end() && it->first <= capacity + capacity / 4) {
       buffer.capacity_ = it->first;
-      buffer.data_ = std::move(it->second);
+      buffer.data_ = it->second.data;
+      buffer.heap_ = it->second.heap;
       retained_ -= it->first;
       free_.erase(it);
       return buffer;
@@ -49,18 +65,21 @@ BufferPool::Buffer BufferPool::Acquire(size_t size) {
     ++allocations_;
   }
   buffer.capacity_ = capacity;
-  buffer.data_.reset(new char[capacity]);  // uninitialised on purpose
+  if (options_.allocate && options_.free) buffer.data_ = options_.allocate(capacity);
+  buffer.heap_ = buffer.data_ == nullptr;
+  if (buffer.heap_) buffer.data_ = new char[capacity];  // uninitialised on purpose
   return buffer;
 }
 
-void BufferPool::Return(std::unique_ptr<char[]> data, size_t capacity) {
+void BufferPool::Return(Block block, size_t capacity) {
   absl::MutexLock lock(&mu_);
   // Keep the newest; drop the largest kept ones while over the bound.
-  free_.emplace(capacity, std::move(data));
+  free_.emplace(capacity, block);
   retained_ += capacity;
   while (retained_ > options_.retain_bytes && !free_.empty()) {
     auto largest = std::prev(free_.end());
     retained_ -= largest->first;
+    Drop(largest->second);
     free_.erase(largest);
   }
 }

@@ -81,5 +81,44 @@ TEST(BufferPoolTest, ConcurrentUsersNeverShareABuffer) {
   EXPECT_LE(pool.retained_bytes(), 1u << 20);
 }
 
+// Memory comes from Options::allocate and goes back through Options::free exactly once, kept
+// buffers included when the pool goes; a failed allocate falls back to the heap.
+TEST(BufferPoolTest, UsesTheGivenAllocatorAndFallsBackToTheHeap) {
+  std::set<char*> live;
+  int allocations = 0, frees = 0;
+  bool fail = false;
+  {
+    BufferPool::Options o;
+    o.retain_bytes = 8 << 20;
+    o.allocate = [&](size_t n) -> char* {
+      if (fail) return nullptr;
+      ++allocations;
+      char* p = new char[n];
+      live.insert(p);
+      return p;
+    };
+    o.free = [&](char* p) {
+      ++frees;
+      EXPECT_EQ(live.erase(p), 1u);
+      delete[] p;
+    };
+    BufferPool pool(o);
+    BufferPool::Buffer a = pool.Acquire(4 << 20);
+    EXPECT_TRUE(live.contains(a.data()));
+    fail = true;
+    BufferPool::Buffer b = pool.Acquire(4 << 20);  // the heap: not in `live`
+    EXPECT_FALSE(live.contains(b.data()));
+    std::memset(b.data(), 1, b.size());
+    a = BufferPool::Buffer();  // kept
+    b = BufferPool::Buffer();  // kept (8 MiB retained)
+    BufferPool::Buffer c = pool.Acquire(16 << 20);  // neither fits; heap again
+    c = BufferPool::Buffer();  // over the bound: the largest (itself) is dropped
+    EXPECT_EQ(frees, 0);
+  }
+  EXPECT_EQ(allocations, 1);
+  EXPECT_EQ(frees, 1);  // the kept allocator buffer, when the pool went
+  EXPECT_TRUE(live.empty());
+}
+
 }  // namespace
 }  // namespace mxport::worker

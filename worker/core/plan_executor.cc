@@ -35,7 +35,10 @@ PlanExecutor::PlanExecutor(Options options)
       // Idle buffers kept for reuse: the fourth quarter of the in-flight budget (steps use
       // three), so buffers in use plus kept ones stay within it.
       buffers_(BufferPool::Options{
-          .retain_bytes = std::max<uint64_t>(1, options_.in_flight_bytes / 4)}) {
+          .retain_bytes = std::max<uint64_t>(1, options_.in_flight_bytes / 4),
+          // The transport's fastest host memory (page-locked for NCCL).
+          .allocate = [t = options_.transport](size_t n) { return t->AllocateHost(n); },
+          .free = [t = options_.transport](char* p) { t->FreeHost(p); }}) {
   rank_ = options_.transport->rank();
   const int world = options_.transport->world_size();
   roles_ = ComputeRoles(*options_.plan, world);

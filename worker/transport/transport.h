@@ -27,6 +27,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <new>
 #include <string>
 #include <vector>
 
@@ -69,6 +70,12 @@ class Transport {
   virtual absl::Status Exchange(absl::Span<const SendOp> sends, absl::Span<const RecvOp> recvs);
   // Whether lone Send/Recv calls from several threads work (false for NCCL).
   virtual bool streaming() const { return true; }
+  // Host memory that this transport moves fastest, for the buffers its callers send from and
+  // receive into: page-locked memory for NCCL (its device copies run at DMA speed from it),
+  // plain heap memory otherwise. Allocate returns nullptr on failure; Free takes what Allocate
+  // returned. Both are thread-safe; free every buffer before destroying the transport.
+  virtual char* AllocateHost(size_t bytes) { return new (std::nothrow) char[bytes]; }
+  virtual void FreeHost(char* p) { delete[] p; }
 
   int rank() const { return options_.rank; }
   int world_size() const { return options_.world_size; }
