@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <cstring>
 #include <map>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -182,6 +183,32 @@ inline Exported ExportLayout(const Json& layout, const std::string& mode, const 
   EXPECT_TRUE(cp.ok()) << cp.status();
   if (!cp.ok()) return {};
   return ExportPlanTo(cp->plan, layout, out);
+}
+
+// The ModelOpt-calibrated fixture layouts (quantizer amax in the rank files).
+inline constexpr const char* kModelOptLayouts[] = {
+    "qwen3_moe_ep2_modelopt", "qwen3_moe_tp2_ep2_modelopt", "qwen2_moe_tp2_ep2_modelopt",
+    "qwen2_moe_pp2_ep4_seq_modelopt"};
+
+// The modules (HF prefixes) of the tensors named "<module><suffix>".
+inline std::set<std::string> ModulesWith(const Tensors& tensors, absl::string_view suffix) {
+  std::set<std::string> out;
+  for (const auto& [name, t] : tensors) {
+    if (absl::EndsWith(name, suffix)) out.insert(name.substr(0, name.size() - suffix.size()));
+  }
+  return out;
+}
+
+// hf_quant_config.json's "quantization" and config.json's "quantization_config".
+inline Json HfQuantization(const Exported& e) {
+  auto j = ParseJson(e.files.at("hf_quant_config.json"), "hf_quant_config.json");
+  EXPECT_TRUE(j.ok()) << j.status();
+  return j.ok() ? (*j)["quantization"] : Json();
+}
+inline Json QuantizationConfig(const Exported& e) {
+  auto j = ParseJson(e.files.at("config.json"), "config.json");
+  EXPECT_TRUE(j.ok()) << j.status();
+  return j.ok() ? (*j)["quantization_config"] : Json();
 }
 
 }  // namespace mxport::exporter::testutil

@@ -27,36 +27,16 @@ namespace {
 using ::mxport::testing::StatusIs;
 using ::testing::HasSubstr;
 using testutil::Exported;
+using testutil::HfQuantization;
+using testutil::kModelOptLayouts;
+using testutil::ModulesWith;
+using testutil::QuantizationConfig;
 using testutil::Scalar;
 using testutil::Tensors;
 
 constexpr int kLayers = 6, kExperts = 8, kLocal = 4;  // qwen3_moe; EP = 2
 constexpr float kNvfp4Bound = 6.0f * 448.0f;
 
-const char* const kModelOptLayouts[] = {"qwen3_moe_ep2_modelopt", "qwen3_moe_tp2_ep2_modelopt",
-                                        "qwen2_moe_tp2_ep2_modelopt",
-                                        "qwen2_moe_pp2_ep4_seq_modelopt"};
-
-// The modules (HF prefixes) of the tensors named "<module><suffix>".
-std::set<std::string> ModulesWith(const Tensors& tensors, absl::string_view suffix) {
-  std::set<std::string> out;
-  for (const auto& [name, t] : tensors) {
-    if (absl::EndsWith(name, suffix)) out.insert(name.substr(0, name.size() - suffix.size()));
-  }
-  return out;
-}
-
-// hf_quant_config.json's "quantization" and config.json's "quantization_config".
-Json HfQuantization(const Exported& e) {
-  auto j = ParseJson(e.files.at("hf_quant_config.json"), "hf_quant_config.json");
-  EXPECT_TRUE(j.ok()) << j.status();
-  return j.ok() ? (*j)["quantization"] : Json();
-}
-Json QuantizationConfig(const Exported& e) {
-  auto j = ParseJson(e.files.at("config.json"), "config.json");
-  EXPECT_TRUE(j.ok()) << j.status();
-  return j.ok() ? (*j)["quantization_config"] : Json();
-}
 
 class QuantizeActivationTest : public ::testing::Test {
  protected:

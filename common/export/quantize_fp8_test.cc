@@ -28,30 +28,14 @@ using ::mxport::testing::StatusIs;
 using ::testing::AllOf;
 using ::testing::HasSubstr;
 using testutil::Exported;
+using testutil::HfQuantization;
+using testutil::kModelOptLayouts;
+using testutil::ModulesWith;
 using testutil::Scalar;
 using testutil::Tensors;
 
 constexpr float kFp8Max = 448.0f;
 
-const char* const kModelOptLayouts[] = {"qwen3_moe_ep2_modelopt", "qwen3_moe_tp2_ep2_modelopt",
-                                        "qwen2_moe_tp2_ep2_modelopt",
-                                        "qwen2_moe_pp2_ep4_seq_modelopt"};
-
-// The modules (HF prefixes) of the tensors named "<module><suffix>".
-std::set<std::string> ModulesWith(const Tensors& tensors, absl::string_view suffix) {
-  std::set<std::string> out;
-  for (const auto& [name, t] : tensors) {
-    if (absl::EndsWith(name, suffix)) out.insert(name.substr(0, name.size() - suffix.size()));
-  }
-  return out;
-}
-
-// hf_quant_config.json's "quantization".
-Json HfQuantization(const Exported& e) {
-  auto j = ParseJson(e.files.at("hf_quant_config.json"), "hf_quant_config.json");
-  EXPECT_TRUE(j.ok()) << j.status();
-  return j.ok() ? (*j)["quantization"] : Json();
-}
 
 // The names of `got`'s files that differ from `want`'s, or that only one of them has.
 std::vector<std::string> DifferentFiles(const Exported& got, const Exported& want) {
