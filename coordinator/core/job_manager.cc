@@ -128,6 +128,8 @@ absl::StatusOr<JobRecord> JobManager::Transition(const std::string& job_id, int6
   }
   JobRecord next = *job;
   next.phase = to;
+  // From FINALIZING on every weight file is committed: the data plane's bytes are all done.
+  if (to == P::kFinalizing || to == P::kSucceeded) next.bytes_done = next.bytes_total;
   if (to == P::kFailed || !message.empty()) next.message = message;
   return Save(std::move(next), "phase",
               message.empty() ? std::string(JobPhaseName(to))
@@ -166,6 +168,13 @@ absl::StatusOr<JobRecord> JobManager::UpdateProgress(const std::string& job_id,
   next.bytes_total = bytes_total;
   next.files_committed = files_committed;
   next.files_total = files_total;
+  // Reports race (a heartbeat's snapshot may land after a newer one): within a generation
+  // commits only grow, and from FINALIZING on the bytes are all done.
+  next.files_committed = std::max(files_committed, job->files_committed);
+  if (job->phase >= P::kFinalizing) {
+    next.bytes_total = std::max(bytes_total, job->bytes_total);
+    next.bytes_done = next.bytes_total;
+  }
   return Save(std::move(next), "", "");
 }
 

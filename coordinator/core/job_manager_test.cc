@@ -99,6 +99,26 @@ TEST_F(JobManagerTest, CancelAndFail) {
   EXPECT_EQ(b.message, "plan: bad");
 }
 
+// Progress reports race: a heartbeat's older snapshot landing after a newer report neither
+// takes commits back nor, from FINALIZING on, the bytes (all done once the weights are).
+TEST_F(JobManagerTest, LateProgressReportsDoNotGoBack) {
+  auto jobs = Manager();
+  ASSERT_OK(jobs->Submit(Spec("a")).status());
+  for (JobPhase p : {JobPhase::kScanning, JobPhase::kPlanned, JobPhase::kTransferring}) {
+    ASSERT_OK(jobs->Transition("a", 0, p).status());
+  }
+  ASSERT_OK(jobs->UpdateProgress("a", 0, 60, 100, 3, 4).status());
+  ASSERT_OK_AND_ASSIGN(JobRecord a, jobs->UpdateProgress("a", 0, 50, 100, 2, 4));
+  EXPECT_EQ(a.bytes_done, 50u);  // bytes may be re-estimated while transferring
+  EXPECT_EQ(a.files_committed, 3);
+  ASSERT_OK_AND_ASSIGN(a, jobs->Transition("a", 0, JobPhase::kFinalizing));
+  EXPECT_EQ(a.bytes_done, 100u);
+  ASSERT_OK_AND_ASSIGN(a, jobs->UpdateProgress("a", 0, 0, 100, 4, 6));
+  EXPECT_EQ(a.bytes_done, 100u);
+  EXPECT_EQ(a.files_committed, 4);
+  EXPECT_EQ(a.files_total, 6);
+}
+
 TEST_F(JobManagerTest, ARestartedManagerResumesEveryJob) {
   {
     auto jobs = Manager();
